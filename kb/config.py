@@ -1,0 +1,184 @@
+"""One Settings object for the whole program.
+
+Precedence, lowest first: built-in defaults < user `config.toml` < the knowledge base's `kb.toml`
+< `KB_*` environment variables < command-line flags. Every value remembers where it came from,
+so `kb config` can show it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+APP_NAME = "kb"
+DEFAULT_KB_NAME = "default"
+
+
+class ConfigError(ValueError):
+    """An invalid setting; the message names the key, the value and what is allowed."""
+
+
+def data_dir() -> Path:
+    """Where knowledge bases, models and history live (XDG on Linux; `KB_DATA_DIR` overrides)."""
+    if env := os.environ.get("KB_DATA_DIR"):
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_dir() -> Path:
+    if env := os.environ.get("KB_CONFIG_DIR"):
+        return Path(env).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME, appauthor=False))
+
+
+def user_config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+def resolve_kb_path(spec: str | None) -> Path:
+    """`--kb` / `KB_HOME`: a path (contains a separator or starts with . or ~) is taken as is;
+    a bare name is a knowledge base under the user data dir."""
+    spec = spec or os.environ.get("KB_HOME") or DEFAULT_KB_NAME
+    if os.sep in spec or "/" in spec or spec.startswith((".", "~")):
+        return Path(spec).expanduser().resolve()
+    return data_dir() / "kbs" / spec
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("embedding_model", str, "minilm",
+           "embedding model: a packaged alias (minilm), a local sentence-transformers directory, or a hub id"),
+    Option("device", str, "auto", "where models run", choices=("auto", "cpu", "cuda", "mps")),
+    Option("allow_network", bool, False, "let kb download models from the Hugging Face hub"),
+    Option("chunk_tokens", int, 0,
+           "target chunk size in model tokens (0: fill the embedding model's window)", minimum=0),
+    Option("chunk_overlap", int, 32, "tokens repeated between consecutive chunks of a section", minimum=0),
+    Option("batch_size", int, 32, "texts per embedding batch", minimum=1),
+    Option("lock_timeout", float, 0.0,
+           "seconds a writer waits for another kb process holding the knowledge base", minimum=0),
+    Option("workers", int, 1, "extraction worker processes (0: extract in the main process)", minimum=0),
+)
+OPTION_BY_KEY = {o.key: o for o in OPTIONS}
+
+
+def coerce(key: str, value: Any) -> Any:
+    """Turn a raw value (from TOML, env or a flag) into the option's type, or raise ConfigError."""
+    opt = OPTION_BY_KEY.get(key)
+    if opt is None:
+        raise ConfigError(f"unknown setting {key!r}; known settings: {', '.join(OPTION_BY_KEY)}")
+    try:
+        if opt.type is bool:
+            if isinstance(value, bool):
+                out = value
+            elif str(value).strip().lower() in ("1", "true", "yes", "on"):
+                out = True
+            elif str(value).strip().lower() in ("0", "false", "no", "off"):
+                out = False
+            else:
+                raise ValueError
+        elif opt.type is int:
+            if isinstance(value, bool):
+                raise ValueError
+            out = int(str(value).strip())
+        elif opt.type is float:
+            out = float(str(value).strip())
+        else:
+            out = str(value)
+    except ValueError:
+        raise ConfigError(f"setting {key}={value!r} is not a valid {opt.type.__name__}") from None
+    if opt.choices and out not in opt.choices:
+        raise ConfigError(f"setting {key}={value!r} must be one of: {', '.join(opt.choices)}")
+    if opt.minimum is not None and out < opt.minimum:
+        raise ConfigError(f"setting {key}={value!r} must be >= {opt.minimum:g}")
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+
+
+@dataclass
+class Settings:
+    kb_path: Path
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.__dict__["values"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def load_settings(kb: str | None = None, flags: Mapping[str, Any] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve the knowledge base and every option through all layers. `flags` holds only flags the user gave."""
+    env = os.environ if env is None else env
+    kb_path = resolve_kb_path(kb)
+    kb_source = "flag --kb" if kb else ("env KB_HOME" if env.get("KB_HOME") else "default")
+    values = {o.key: o.default for o in OPTIONS}
+    sources = {o.key: "default" for o in OPTIONS}
+    layers = [
+        (str(user_config_file()), _read_toml(user_config_file())),
+        (str(kb_path / "kb.toml"), _read_toml(kb_path / "kb.toml")),
+        ("env", {o.key: env[f"KB_{o.key.upper()}"] for o in OPTIONS if f"KB_{o.key.upper()}" in env}),
+        ("flag", {k: v for k, v in (flags or {}).items() if v is not None}),
+    ]
+    for source, layer in layers:
+        for key, raw in layer.items():
+            if key not in OPTION_BY_KEY:
+                if source == "flag":
+                    continue
+                raise ConfigError(f"{source}: unknown setting {key!r}; known settings: {', '.join(OPTION_BY_KEY)}")
+            try:
+                values[key] = coerce(key, raw)
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
+            sources[key] = f"env KB_{key.upper()}" if source == "env" else source
+    settings = Settings(kb_path=kb_path, values=values, sources=sources)
+    settings.sources["kb"] = kb_source
+    return settings
+
+
+def set_user_setting(key: str, raw: str) -> Path:
+    """`kb config set KEY VALUE`: validate, then rewrite the user config file."""
+    value = coerce(key, raw)
+    path = user_config_file()
+    current = _read_toml(path)
+    current[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{k} = {_toml_value(v)}" for k, v in sorted(current.items())]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'

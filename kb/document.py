@@ -1,0 +1,59 @@
+"""The data that flows between stages: extractors produce a Document, the chunker turns it into Chunks.
+
+Kept free of heavy imports so every stage (and `kb status`) can use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ExtractionError(Exception):
+    """A file could not be turned into text. The message is the one-line reason shown to the user."""
+
+
+class UnsupportedFormat(ExtractionError):
+    """No extractor handles this file type (the message carries a hint, e.g. convert with LibreOffice)."""
+
+
+@dataclass
+class Section:
+    """One structural unit of a document: a PDF page, a slide, or a block under one heading path.
+
+    The chunker never merges text of two sections with different page/slide numbers
+    without recording both, and splits on section boundaries first.
+    """
+
+    text: str
+    page: int | None = None  # 1-based PDF page
+    slide: int | None = None  # 1-based slide number
+    heading_path: tuple[str, ...] = ()  # e.g. ("Installation", "Linux")
+
+
+@dataclass
+class Document:
+    path: Path
+    format: str  # "pdf", "pptx", "markdown", "text", "docx", "html"
+    title: str
+    sections: list[Section]
+    pages: int | None = None  # number of pages (PDF) or slides (PPTX); None for flowing text
+    warnings: list[str] = field(default_factory=list)  # e.g. "page 3: no text layer (scanned?)"
+
+    @property
+    def text_length(self) -> int:
+        return sum(len(s.text.strip()) for s in self.sections)
+
+
+@dataclass
+class Chunk:
+    """A retrievable unit. `text` is what users see; `index_text` is what gets embedded and BM25-indexed."""
+
+    text: str
+    ordinal: int
+    index_text: str
+    page_start: int | None = None
+    page_end: int | None = None
+    slide: int | None = None
+    heading_path: tuple[str, ...] = ()
+    n_tokens: int = 0  # tokens of index_text, counted with the embedding model's tokenizer

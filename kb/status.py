@@ -1,0 +1,71 @@
+"""What `kb status` and `kb list` report: read from the catalog only (no models, no indexes loaded)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from kb.store import KnowledgeBase
+
+
+def _iso(ts: str | float | None) -> str | None:
+    if ts in (None, ""):
+        return None
+    return _dt.datetime.fromtimestamp(float(ts)).astimezone().isoformat(timespec="seconds")
+
+
+def kb_status(kb: KnowledgeBase) -> dict:
+    if not kb.exists():
+        return {"path": str(kb.path), "exists": False, "documents": 0, "documents_failed": 0, "chunks": 0,
+                "embedding_model": None, "embedding_dim": None, "generation": 0, "disk_bytes": 0,
+                "last_ingest": None, "roots": []}
+    cat = kb.catalog(readonly=True)
+    try:
+        meta = cat.meta()
+        return {
+            "path": str(kb.path),
+            "exists": True,
+            "documents": cat.count_documents("ok"),
+            "documents_failed": cat.count_documents("failed"),
+            "chunks": cat.count_chunks(),
+            "embedding_model": meta.get("embedding_model"),
+            "embedding_dim": int(meta["embedding_dim"]) if meta.get("embedding_dim") else None,
+            "generation": int(meta.get("generation", 0)),
+            "disk_bytes": kb.disk_size(),
+            "last_ingest": _iso(meta.get("last_ingest")),
+            "created": _iso(meta.get("created_at")),
+            "chunker_version": meta.get("chunker_version"),
+            "schema_version": int(meta.get("schema_version", 0)),
+            "roots": cat.roots(),
+        }
+    finally:
+        cat.close()
+
+
+def kb_documents(kb: KnowledgeBase) -> list[dict]:
+    if not kb.exists():
+        return []
+    cat = kb.catalog(readonly=True)
+    try:
+        docs = cat.documents()
+    finally:
+        cat.close()
+    out = []
+    for d in docs:
+        unit = "slides" if d.format == "pptx" else ("pages" if d.format == "pdf" else None)
+        out.append({
+            "path": d.path, "format": d.format, "title": d.title, "status": d.status,
+            "pages": d.pages if unit == "pages" else None, "slides": d.pages if unit == "slides" else None,
+            "chunks": d.chunks, "error": d.error,
+            "warnings": d.warnings.split("\n") if d.warnings else [],
+            "ingested_at": _iso(d.ingested_at), "sha256": d.sha256, "size": d.size,
+        })
+    return out
+
+
+def display_path(path: str) -> str:
+    """Relative to the working directory when the file lies below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path

@@ -1,0 +1,12 @@
+"""Persistence: the SQLite catalog, the dense (hnswlib) and lexical (BM25) indexes, and their atomic commit."""
+
+from kb.store.knowledge_base import (  # noqa: F401
+    Changes,
+    ChunkRecord,
+    DocumentUpdate,
+    EmbeddingInfo,
+    KnowledgeBase,
+    KnowledgeBaseBusy,
+    KnowledgeBaseError,
+    KnowledgeBaseMissing,
+)

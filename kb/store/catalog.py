@@ -1,0 +1,251 @@
+"""The SQLite catalog: documents, chunks, the embedding cache and meta, in one WAL-mode file.
+
+The catalog is the source of truth; the dense and lexical index files are derived from it and named by
+generation. `meta.generation` says which index files belong to the committed state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT, size INTEGER, mtime REAL,
+    format TEXT, title TEXT, pages INTEGER,
+    status TEXT NOT NULL,            -- 'ok' or 'failed'
+    error TEXT, warnings TEXT,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused: it labels the dense index
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    index_text TEXT NOT NULL,
+    tokens TEXT NOT NULL,            -- BM25 tokens joined by spaces
+    page_start INTEGER, page_end INTEGER, slide INTEGER,
+    heading_path TEXT NOT NULL,      -- ' > '-joined
+    n_tokens INTEGER NOT NULL,
+    text_hash TEXT NOT NULL          -- of index_text: the embedding cache key
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS vectors(
+    model_id TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY(model_id, text_hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS roots(path TEXT PRIMARY KEY, added_at REAL NOT NULL);
+"""
+
+HEADING_SEP = " > "
+
+
+@dataclass
+class DocumentRow:
+    id: int
+    path: str
+    sha256: str | None
+    size: int | None
+    mtime: float | None
+    format: str | None
+    title: str | None
+    pages: int | None
+    status: str
+    error: str | None
+    warnings: str | None
+    ingested_at: float
+    chunks: int = 0
+
+
+@dataclass
+class ChunkRow:
+    id: int
+    doc_id: int
+    path: str
+    ordinal: int
+    text: str
+    page_start: int | None
+    page_end: int | None
+    slide: int | None
+    heading_path: str
+    title: str | None = None
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class Catalog:
+    """Thin typed access to the catalog; transactions are explicit (`with catalog.transaction():`)."""
+
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
+        self.conn = connect(path, readonly=readonly)
+        if not readonly:
+            self.conn.executescript(SCHEMA)
+            if self.get_meta("schema_version") is None:
+                self.set_meta("schema_version", str(SCHEMA_VERSION))
+                self.set_meta("generation", "0")
+                self.set_meta("created_at", str(time.time()))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                          (key, value))
+
+    def meta(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.conn.execute("SELECT key, value FROM meta")}
+
+    def transaction(self):
+        return _Transaction(self.conn)
+
+    # documents
+    def documents(self) -> list[DocumentRow]:
+        rows = self.conn.execute(
+            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS chunks FROM documents d ORDER BY path"
+        ).fetchall()
+        return [DocumentRow(**dict(r)) for r in rows]
+
+    def document_by_path(self, path: str) -> DocumentRow | None:
+        r = self.conn.execute("SELECT *, 0 AS chunks FROM documents WHERE path=?", (path,)).fetchone()
+        return DocumentRow(**dict(r)) if r else None
+
+    def upsert_document(self, *, path: str, sha256: str | None, size: int | None, mtime: float | None,
+                        format: str | None, title: str | None, pages: int | None, status: str,
+                        error: str | None, warnings: str | None) -> int:
+        self.conn.execute(
+            """INSERT INTO documents(path, sha256, size, mtime, format, title, pages, status, error, warnings, ingested_at)
+               VALUES(?,?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, size=excluded.size, mtime=excluded.mtime,
+                 format=excluded.format, title=excluded.title, pages=excluded.pages, status=excluded.status,
+                 error=excluded.error, warnings=excluded.warnings, ingested_at=excluded.ingested_at""",
+            (path, sha256, size, mtime, format, title, pages, status, error, warnings, time.time()),
+        )
+        return self.conn.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()[0]
+
+    def delete_document(self, doc_id: int) -> list[int]:
+        """Remove a document and its chunks; returns the removed chunk ids (to drop from the dense index)."""
+        ids = [r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
+        self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+        self.conn.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+        return ids
+
+    def delete_chunks_of(self, doc_id: int) -> list[int]:
+        ids = [r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
+        self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+        return ids
+
+    def insert_chunks(self, doc_id: int, rows: Sequence[tuple]) -> list[int]:
+        """rows: (ordinal, text, index_text, tokens, page_start, page_end, slide, heading_path, n_tokens, text_hash)."""
+        ids = []
+        for row in rows:
+            cur = self.conn.execute(
+                """INSERT INTO chunks(doc_id, ordinal, text, index_text, tokens, page_start, page_end, slide,
+                   heading_path, n_tokens, text_hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)""",
+                (doc_id, *row),
+            )
+            ids.append(cur.lastrowid)
+        return ids
+
+    # chunks
+    def count_chunks(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def count_documents(self, status: str | None = None) -> int:
+        if status:
+            return self.conn.execute("SELECT COUNT(*) FROM documents WHERE status=?", (status,)).fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+
+    def all_chunk_tokens(self) -> Iterator[tuple[int, str]]:
+        yield from self.conn.execute("SELECT id, tokens FROM chunks ORDER BY id")
+
+    def all_chunk_hashes(self) -> list[tuple[int, str]]:
+        return [(r[0], r[1]) for r in self.conn.execute("SELECT id, text_hash FROM chunks ORDER BY id")]
+
+    def chunks_by_ids(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+        ids = list(ids)
+        out: dict[int, ChunkRow] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            q = ",".join("?" * len(part))
+            for r in self.conn.execute(
+                f"""SELECT c.id, c.doc_id, d.path, c.ordinal, c.text, c.page_start, c.page_end, c.slide,
+                           c.heading_path, d.title
+                    FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({q})""", part):
+                out[r[0]] = ChunkRow(*r)
+        return out
+
+    # embedding cache
+    def cached_vectors(self, model_id: str, hashes: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        hashes = list(dict.fromkeys(hashes))
+        for start in range(0, len(hashes), 500):
+            part = hashes[start:start + 500]
+            q = ",".join("?" * len(part))
+            for h, v in self.conn.execute(
+                    f"SELECT text_hash, vector FROM vectors WHERE model_id=? AND text_hash IN ({q})", (model_id, *part)):
+                out[h] = v
+        return out
+
+    def store_vectors(self, model_id: str, items: Iterable[tuple[str, bytes]]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO vectors(model_id, text_hash, vector) VALUES(?,?,?)",
+                              ((model_id, h, v) for h, v in items))
+
+    def drop_unreferenced_vectors(self, model_id: str) -> int:
+        cur = self.conn.execute(
+            "DELETE FROM vectors WHERE model_id=? AND text_hash NOT IN (SELECT text_hash FROM chunks)", (model_id,))
+        return cur.rowcount
+
+    def drop_other_models_vectors(self, model_id: str) -> None:
+        self.conn.execute("DELETE FROM vectors WHERE model_id<>?", (model_id,))
+
+    # roots
+    def roots(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT path FROM roots ORDER BY path")]
+
+    def add_root(self, path: str) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (path, time.time()))
+
+    def remove_root(self, path: str) -> None:
+        self.conn.execute("DELETE FROM roots WHERE path=?", (path,))
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (KeyboardInterrupt included)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+        return False

@@ -1,0 +1,298 @@
+"""A knowledge base directory: the catalog, the index files of each generation, and the writer lock.
+
+Atomic commit: a writer builds generation N+1's index files beside generation N's, then one SQLite
+transaction records the new chunks and flips `meta.generation`. A crash anywhere before that COMMIT
+leaves generation N whole; stray files are swept by the next writer. Generation N's files are kept one
+round longer so a reader that read `generation = N` just before the flip can still load them.
+One writer at a time (an OS file lock, released even on kill -9); readers never take it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from kb.store.catalog import HEADING_SEP, Catalog
+
+CATALOG = "catalog.sqlite"
+LOCK = "write.lock"
+LOCK_INFO = "write.lock.json"
+_GEN_FILE = re.compile(r"^(dense|lexical)-(\d+)(\.bin)?(\.tmp)?$")
+
+
+class KnowledgeBaseError(Exception):
+    """A problem the user can act on; the message says what and how."""
+
+
+class KnowledgeBaseBusy(KnowledgeBaseError):
+    pass
+
+
+class KnowledgeBaseMissing(KnowledgeBaseError):
+    pass
+
+
+@dataclass
+class ChunkRecord:
+    ordinal: int
+    text: str
+    index_text: str
+    tokens: Sequence[str]
+    page_start: int | None
+    page_end: int | None
+    slide: int | None
+    heading_path: Sequence[str]
+    n_tokens: int
+    text_hash: str
+
+
+@dataclass
+class DocumentUpdate:
+    """A document to (re)write in the catalog. `chunks` is None for a failed document."""
+
+    path: str
+    sha256: str | None
+    size: int | None
+    mtime: float | None
+    format: str | None
+    title: str | None
+    pages: int | None
+    status: str  # 'ok' or 'failed'
+    error: str | None = None
+    warnings: Sequence[str] = ()
+    chunks: list[ChunkRecord] | None = None
+
+
+@dataclass
+class Changes:
+    remove_doc_ids: list[int] = field(default_factory=list)
+    updates: list[DocumentUpdate] = field(default_factory=list)
+    add_roots: list[str] = field(default_factory=list)
+    remove_roots: list[str] = field(default_factory=list)
+    rebuild: bool = False  # rebuild the indexes from the catalog's vectors (forced ingest, repair)
+
+
+@dataclass
+class EmbeddingInfo:
+    model_id: str
+    spec: str
+    dim: int
+
+
+class KnowledgeBase:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    # ---- opening -------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.path / CATALOG).is_file()
+
+    def catalog(self, readonly: bool = False) -> Catalog:
+        if readonly and not self.exists():
+            raise KnowledgeBaseMissing(
+                f"no knowledge base at {self.path}; create one with `kb ingest PATH` (or choose one with --kb)")
+        if not readonly:
+            self.path.mkdir(parents=True, exist_ok=True)
+        return Catalog(self.path / CATALOG, readonly=readonly)
+
+    def dense_path(self, generation: int) -> Path:
+        return self.path / f"dense-{generation}.bin"
+
+    def lexical_path(self, generation: int) -> Path:
+        return self.path / f"lexical-{generation}"
+
+    # ---- writing -------------------------------------------------------------------------------
+    @contextmanager
+    def writer(self, timeout: float = 0.0, command: str = "kb") -> Iterator["Writer"]:
+        """Hold the writer lock for the duration; fail with a clear message if another process has it."""
+        from filelock import FileLock, Timeout
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path / LOCK))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise KnowledgeBaseBusy(self._busy_message()) from None
+        try:
+            (self.path / LOCK_INFO).write_text(json.dumps(
+                {"pid": os.getpid(), "command": command, "started": time.time()}))
+            catalog = self.catalog()
+            try:
+                writer = Writer(self, catalog)
+                writer.sweep()
+                yield writer
+            finally:
+                catalog.close()
+        finally:
+            try:
+                (self.path / LOCK_INFO).unlink()
+            except OSError:
+                pass
+            lock.release()
+
+    def _busy_message(self) -> str:
+        try:
+            info = json.loads((self.path / LOCK_INFO).read_text())
+            since = time.strftime("%H:%M:%S", time.localtime(info["started"]))
+            who = f"another kb process (pid {info['pid']}, `{info['command']}`, since {since})"
+        except (OSError, ValueError, KeyError):
+            who = "another kb process"
+        return (f"knowledge base {self.path} is busy: {who} is writing to it. "
+                f"Wait for it to finish, or pass --wait SECONDS.")
+
+    # ---- reading -------------------------------------------------------------------------------
+    def load_indexes(self):
+        """(generation, DenseIndex | None, LexicalIndex | None, meta) as committed; retries if a writer
+        swaps generations between reading the catalog and opening the files."""
+        from kb.store.dense import DenseIndex
+        from kb.store.lexical import LexicalIndex
+
+        last_error: Exception | None = None
+        for _ in range(5):
+            catalog = self.catalog(readonly=True)
+            try:
+                meta = catalog.meta()
+                live = catalog.count_chunks()
+            finally:
+                catalog.close()
+            gen = int(meta.get("generation", "0"))
+            if gen == 0:
+                return gen, None, None, meta
+            try:
+                dense = DenseIndex.load(self.dense_path(gen), int(meta["embedding_dim"]), live)
+                lexical = LexicalIndex.load(self.lexical_path(gen))
+                return gen, dense, lexical, meta
+            except (FileNotFoundError, OSError) as e:
+                last_error = e
+                time.sleep(0.05)
+        raise KnowledgeBaseError(
+            f"the index files of {self.path} are missing or unreadable ({last_error}); "
+            f"rebuild them with `kb repair`")
+
+    def disk_size(self) -> int:
+        total = 0
+        for root, _dirs, files in os.walk(self.path):
+            for f in files:
+                try:
+                    total += os.path.getsize(os.path.join(root, f))
+                except OSError:
+                    pass
+        return total
+
+
+class Writer:
+    """What a process may do while it holds the writer lock."""
+
+    def __init__(self, kb: KnowledgeBase, catalog: Catalog):
+        self.kb = kb
+        self.catalog = catalog
+
+    @property
+    def generation(self) -> int:
+        return int(self.catalog.get_meta("generation") or 0)
+
+    def sweep(self) -> list[Path]:
+        """Remove index files of uncommitted (crashed) or superseded generations."""
+        gen = self.generation
+        keep = {gen, gen - 1}
+        removed = []
+        for p in self.kb.path.iterdir():
+            m = _GEN_FILE.match(p.name)
+            if m and (int(m.group(2)) not in keep or m.group(4)):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                removed.append(p)
+        return removed
+
+    def check_model(self, embedding: EmbeddingInfo) -> None:
+        recorded = self.catalog.get_meta("embedding_model")
+        if recorded and self.catalog.count_chunks() and recorded != embedding.model_id:
+            raise KnowledgeBaseError(
+                f"this knowledge base was embedded with {recorded} "
+                f"({self.catalog.get_meta('embedding_dim')}-d); the configured model is {embedding.model_id} "
+                f"({embedding.dim}-d). Re-embed everything with `kb ingest --force --embedding-model "
+                f"{embedding.spec}`, or use the recorded model.")
+
+    def commit(self, changes: Changes, embedding: EmbeddingInfo, chunker_version: str) -> int:
+        """Apply `changes` and publish a new generation atomically. Returns the committed generation.
+
+        Vectors of every new chunk must already be in the embedding cache (Writer.catalog.store_vectors).
+        """
+        from kb.store.dense import DenseIndex
+        from kb.store.lexical import LexicalIndex
+
+        cat = self.catalog
+        old_gen = self.generation
+        new_gen = old_gen + 1
+        with cat.transaction():
+            removed: list[int] = []
+            added: list[int] = []
+            added_hashes: list[str] = []
+            for doc_id in changes.remove_doc_ids:
+                removed += cat.delete_document(doc_id)
+            for u in changes.updates:
+                doc_id = cat.upsert_document(
+                    path=u.path, sha256=u.sha256, size=u.size, mtime=u.mtime, format=u.format, title=u.title,
+                    pages=u.pages, status=u.status, error=u.error,
+                    warnings="\n".join(u.warnings) if u.warnings else None)
+                if u.chunks is not None or u.status != "ok":
+                    removed += cat.delete_chunks_of(doc_id)
+                if u.chunks:
+                    added += cat.insert_chunks(doc_id, [
+                        (c.ordinal, c.text, c.index_text, " ".join(c.tokens), c.page_start, c.page_end, c.slide,
+                         HEADING_SEP.join(c.heading_path), c.n_tokens, c.text_hash) for c in u.chunks])
+                    added_hashes += [c.text_hash for c in u.chunks]
+            for root in changes.add_roots:
+                cat.add_root(root)
+            for root in changes.remove_roots:
+                cat.remove_root(root)
+            bump = bool(removed or added or changes.rebuild)
+            if bump:
+                live = cat.count_chunks()
+                dense = None
+                if not changes.rebuild and old_gen and self.kb.dense_path(old_gen).exists():
+                    dense = DenseIndex.load(self.kb.dense_path(old_gen), embedding.dim,
+                                            live - len(added) + len(removed))
+                    if dense.needs_rebuild(len(removed)):
+                        dense = None
+                if dense is None:
+                    ids_hashes = cat.all_chunk_hashes()
+                    vectors = self._vectors(embedding, [h for _, h in ids_hashes])
+                    dense = DenseIndex.build(embedding.dim, [i for i, _ in ids_hashes], vectors)
+                else:
+                    dense.update(removed, added, self._vectors(embedding, added_hashes))
+                dense.save(self.kb.dense_path(new_gen))
+                ids, tokens = [], []
+                for chunk_id, toks in cat.all_chunk_tokens():
+                    ids.append(chunk_id)
+                    tokens.append(toks.split())
+                LexicalIndex.build(ids, tokens).save(self.kb.lexical_path(new_gen))
+                cat.set_meta("generation", str(new_gen))
+                cat.set_meta("embedding_model", embedding.model_id)
+                cat.set_meta("embedding_spec", embedding.spec)
+                cat.set_meta("embedding_dim", str(embedding.dim))
+                cat.set_meta("chunker_version", str(chunker_version))
+                cat.drop_other_models_vectors(embedding.model_id)
+                cat.drop_unreferenced_vectors(embedding.model_id)
+            cat.set_meta("last_ingest", str(time.time()))
+        if bump:
+            self.sweep()
+            return new_gen
+        return old_gen
+
+    def _vectors(self, embedding: EmbeddingInfo, hashes: Sequence[str]):
+        import numpy as np
+
+        found = self.catalog.cached_vectors(embedding.model_id, hashes)
+        missing = [h for h in hashes if h not in found]
+        if missing:
+            raise KnowledgeBaseError(f"internal error: {len(missing)} chunks have no cached vector")
+        if not hashes:
+            return np.zeros((0, embedding.dim), dtype=np.float32)
+        return np.stack([np.frombuffer(found[h], dtype=np.float32) for h in hashes])

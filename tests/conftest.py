@@ -1,0 +1,78 @@
+"""Every test gets its own kb home (data dir, config dir), runs offline, and can borrow the real model."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_EVAL = REPO.parent / "shared" / "eval"
+SAMPLE_DOCS = REPO / "sample_docs"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("KB_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("KB_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    for var in list(os.environ):
+        if var.startswith("KB_") and var not in ("KB_DATA_DIR", "KB_CONFIG_DIR"):
+            monkeypatch.delenv(var)
+    return home
+
+
+def shared_eval(name: str) -> Path:
+    """A dataset under ../shared/eval, or skip the test when this checkout has none."""
+    path = SHARED_EVAL / name
+    if not path.exists():
+        pytest.skip(f"{path} is not available (../shared/eval is absent)")
+    return path
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words hashing vectors: fast, and similar texts get similar vectors."""
+
+    model_id = "fake-hash-64"
+    dim = 64
+    max_tokens = 128
+
+    def __init__(self):
+        self.embedded: list[str] = []
+
+    def count_tokens(self, texts):
+        return [len(re.findall(r"\w+|[^\w\s]", t)) + 2 for t in texts]
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for w in re.findall(r"\w+", text.lower()):
+            v[int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v + 1.0 / np.sqrt(self.dim)
+
+    def embed_documents(self, texts, batch_size=32):
+        self.embedded.extend(texts)
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_queries(self, texts):
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+
+@pytest.fixture
+def fake_embedder():
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real packaged all-MiniLM-L6-v2, loaded once per test session."""
+    from kb.models import load_embedder
+
+    return load_embedder("minilm")
