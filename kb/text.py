@@ -1,0 +1,278 @@
+"""Language-aware text processing: sentence splitting and BM25 tokenisation for Chinese and English.
+
+Kept light: only `re` and `unicodedata` at import time. jieba (Chinese segmentation) and PyStemmer are
+imported on first use and cached for the life of the process.
+
+Tokenisation rules (`tokenize`, used identically for documents and queries):
+
+* The text is NFKC-normalised and lower-cased, so full-width letters, digits and punctuation fold to
+  ASCII ("Ｅ－１７" == "E-17").
+* Runs of Han characters are segmented with jieba (precise mode, HMM on). Whitespace and punctuation
+  tokens are dropped, and so are the single-character function words in `CHINESE_STOP_WORDS`.
+* Everything else is split into word tokens of letters/digits (any script). Apostrophes inside a word
+  stay ("patient's" -> the stemmer strips the possessive); underscores and other punctuation split.
+* Words on the Lucene/Elasticsearch English stop list (`ENGLISH_STOP_WORDS`) are dropped; the rest are
+  Snowball-stemmed ("running", "runs" -> "run") when `stem=True`. Single letters and numbers are kept.
+* Decimal and version numbers stay whole ("3.5", "2.0.1"); thousands separators are removed
+  ("1,000" -> "1000").
+* Hyphenated codes containing a digit ("E-17", "COVID-19", "IL-6") yield their parts *and* the joined
+  form: "e-17" -> "e", "17", "e17". So a query for "E-17" matches documents writing "E-17", "E17" or
+  "E 17", and vice versa. Hyphenated words without digits ("well-known") yield only their parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import unicodedata
+from typing import Iterable
+
+__all__ = [
+    "split_sentences",
+    "sentence_spans",
+    "has_han",
+    "han_ratio",
+    "tokenize",
+    "tokenize_many",
+    "ENGLISH_STOP_WORDS",
+    "CHINESE_STOP_WORDS",
+    "TOKENIZER_VERSION",
+]
+
+# Bump when `tokenize` output changes (BM25 indexes built with another version should be rebuilt).
+TOKENIZER_VERSION = 1
+
+# CJK Unified Ideographs (+ Ext. A, compatibility ideographs, 〇, the supplementary-plane extensions).
+_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_HAN_RE = re.compile(f"[{_HAN}]")
+_SPACE_RE = re.compile(r"\s")
+
+# The Lucene / Elasticsearch `_english_` stop list (also what BEIR's BM25 baseline uses).
+ENGLISH_STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there "
+    "these they this to was will with".split()
+)
+# Single-character Chinese function words dropped after segmentation (multi-character words are kept).
+CHINESE_STOP_WORDS = frozenset(
+    "的 地 得 了 着 过 是 在 和 与 及 或 也 都 就 而 被 把 吗 呢 吧 啊 之 其 于 这 那 个".split()
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Han helpers
+
+
+def has_han(text: str) -> bool:
+    """True if the text contains at least one Han (Chinese) character."""
+    return _HAN_RE.search(text) is not None
+
+
+def han_ratio(text: str) -> float:
+    """Fraction of the non-whitespace characters that are Han characters (0.0 for blank text)."""
+    n = len(text) - len(_SPACE_RE.findall(text))
+    if n <= 0:
+        return 0.0
+    return len(_HAN_RE.findall(text)) / n
+
+
+# --------------------------------------------------------------------------------------------------
+# Sentence splitting
+
+_CLOSERS = "\"'”’」』）)】]》〉］｝}"
+_CL = re.escape(_CLOSERS)  # for use inside a character class
+# Candidate boundaries: a newline, or a run of terminators with the closing quotes/brackets after it.
+# A run containing a CJK terminator always ends a sentence (no space needed after it); a run of ASCII
+# . ! ? only when followed by whitespace, the end, or a Han character (see `sentence_spans`).
+_BOUNDARY_RE = re.compile(rf"\n|[。！？；｡….!?]+[{_CL}]*")
+_CJK_TERMINATORS = frozenset("。！？；｡…")
+_PREV_WORD_RE = re.compile(r"[\w.]+\Z")
+_INITIALISM_RE = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]\Z")  # "e.g", "i.e", "u.s" (before the final dot)
+_ABBREVIATIONS = frozenset(
+    """mr mrs ms dr prof sr jr st mt ft vs fig figs eq eqs no nos vol vols pp p ch chap sec secs ref refs
+    tab approx ca cf viz inc ltd co corp dept univ gen col lt sgt capt rev est jan feb mar apr jun jul aug
+    sep sept oct nov dec e.g i.e a.k.a""".split()
+)
+
+
+def _is_abbreviation_dot(text: str, start: int, end: int) -> bool:
+    """Is the single '.' at text[start] the end of an abbreviation or an initial rather than a sentence?"""
+    m = _PREV_WORD_RE.search(text, max(0, start - 24), start)
+    if m is None:
+        return False
+    word = m.group().lower()
+    if word in _ABBREVIATIONS:
+        return True
+    if len(word) == 1 and word.isalpha() and text[start - 1].isupper():  # an initial: "J. Smith"
+        return True
+    return bool(_INITIALISM_RE.search(word))
+
+
+def _next_is_lowercase(text: str, pos: int) -> bool:
+    n = len(text)
+    while pos < n and text[pos] in " \t\r\f\v":
+        pos += 1
+    return pos < n and text[pos].islower() and text[pos].isascii()
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the sentences in `text`, each stripped of surrounding whitespace.
+
+    Only whitespace lies between consecutive spans, so no character other than whitespace is lost.
+    Newlines are hard boundaries (list items, headings, wrapped lines); Chinese/Japanese terminators
+    split without a following space; English . ! ? split when followed by whitespace, except after
+    abbreviations ("e.g.", "Fig.", "Dr."), initials ("J. Smith"), or before a lower-case word.
+    """
+    spans: list[tuple[int, int]] = []
+    append = spans.append
+    start = 0
+    n = len(text)
+    for m in _BOUNDARY_RE.finditer(text):
+        ms, me = m.span()
+        c = text[ms]
+        if c == "\n":
+            end = ms
+        else:
+            run = m.group()
+            if _CJK_TERMINATORS.isdisjoint(run):
+                if me < n:
+                    nxt = text[me]
+                    if not nxt.isspace() and not _HAN_RE.match(nxt):
+                        continue  # "3.5", "e.g.x", "v2.0"
+                if run.rstrip(_CLOSERS) == "." and _is_abbreviation_dot(text, ms, me):
+                    continue
+                if _next_is_lowercase(text, me):
+                    continue
+            end = me
+        # emit text[start:end], stripped
+        while start < end and text[start].isspace():
+            start += 1
+        e = end
+        while e > start and text[e - 1].isspace():
+            e -= 1
+        if e > start:
+            append((start, e))
+        start = me
+    while start < n and text[start].isspace():
+        start += 1
+    e = n
+    while e > start and text[e - 1].isspace():
+        e -= 1
+    if e > start:
+        append((start, e))
+    return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text into sentences (see `sentence_spans`); pieces are stripped, and joining them gives the
+    input back except for whitespace at the seams."""
+    return [text[s:e] for s, e in sentence_spans(text)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenisation
+
+_WORD = rf"[^\W_{_HAN}]"
+_TOKEN_RE = re.compile(
+    rf"[{_HAN}]+"  # a Han run (segmented by jieba)
+    r"|\d+(?:\.\d+)+"  # decimals, versions: 3.5, 2.0.1
+    r"|\d{1,3}(?:,\d{3})+(?!\d)"  # thousands: 1,000,000
+    rf"|{_WORD}+(?:['’]{_WORD}+)*(?:[-\u2010]{_WORD}+(?:['’]{_WORD}+)*)*"  # words, codes, compounds
+)
+_HYPHEN_RE = re.compile("[-\u2010]")
+
+_lock = threading.Lock()
+_jieba = None
+_stemmer = None
+_CACHE_LIMIT = 500_000
+_word_cache: dict[str, tuple[str, ...]] = {}  # token -> output tokens, stemmed
+_word_cache_nostem: dict[str, tuple[str, ...]] = {}
+
+
+def _jieba_cache_dir() -> str:
+    """A private directory for jieba's prefix-dict cache (not the shared /tmp/jieba.cache, which another
+    user could plant: jieba loads it with `marshal`)."""
+    try:
+        from platformdirs import user_cache_dir
+
+        path = os.path.join(user_cache_dir("kb", appauthor=False), "jieba")
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        if os.access(path, os.W_OK):
+            return path
+    except Exception:  # read-only home, no platformdirs: fall through
+        pass
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="kb-jieba-")
+
+
+def _get_jieba():
+    global _jieba
+    if _jieba is None:
+        with _lock:
+            if _jieba is None:
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                jieba.dt.tmp_dir = _jieba_cache_dir()
+                jieba.initialize()
+                _jieba = jieba
+    return _jieba
+
+
+def _get_stemmer():
+    global _stemmer
+    if _stemmer is None:
+        import Stemmer
+
+        _stemmer = Stemmer.Stemmer("english")
+    return _stemmer
+
+
+def _analyze_word(tok: str, stem: bool) -> tuple[str, ...]:
+    """Output tokens for one non-Han regex token (already NFKC-normalised and lower-cased)."""
+    if tok[0].isdigit() and ("." in tok or "," in tok):
+        return (tok.replace(",", ""),)
+    tok = tok.replace("’", "'")
+    parts = _HYPHEN_RE.split(tok) if ("-" in tok or "\u2010" in tok) else [tok]
+    out = [p for p in parts if p not in ENGLISH_STOP_WORDS]
+    if stem and out:
+        out = _get_stemmer().stemWords(out)
+    if len(parts) > 1 and any(ch.isdigit() for ch in tok):
+        out.append("".join(parts).replace("'", ""))
+    return tuple(out)
+
+
+def _cut_han(run: str, out: list[str]) -> None:
+    for w in _get_jieba().cut(run):
+        if w not in CHINESE_STOP_WORDS and not w.isspace():
+            out.append(w)
+
+
+def tokenize(text: str, stem: bool = True) -> list[str]:
+    """BM25 tokens of `text` (documents and queries alike), in text order; see the module docstring."""
+    if not text:
+        return []
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = text.lower()
+    cache = _word_cache if stem else _word_cache_nostem
+    out: list[str] = []
+    for tok in _TOKEN_RE.findall(text):
+        r = cache.get(tok)
+        if r is None:
+            if _HAN_RE.match(tok):
+                _cut_han(tok, out)
+                continue
+            r = _analyze_word(tok, stem)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[tok] = r
+        out.extend(r)
+    return out
+
+
+def tokenize_many(texts: Iterable[str], stem: bool = True) -> list[list[str]]:
+    """`tokenize` over many texts."""
+    return [tokenize(t, stem) for t in texts]
