@@ -159,12 +159,16 @@ def _sep_for(seam: str) -> str:
 
 
 def _group_sections(sections: list[Section]) -> list[list[int]]:
-    """Runs of consecutive section indexes that may share chunks."""
+    """Runs of consecutive section indexes that may share chunks.
+
+    Pages and slides are citation units, so each stays in chunks of its own: a citation then names the
+    one page that holds the passage (a page range would send the reader hunting)."""
     groups: list[list[int]] = []
     for i, s in enumerate(sections):
         if groups:
             p = sections[groups[-1][-1]]
-            if s.slide is None and p.slide is None and tuple(s.heading_path) == tuple(p.heading_path):
+            if (s.slide is None and p.slide is None and s.page is None and p.page is None
+                    and tuple(s.heading_path) == tuple(p.heading_path)):
                 groups[-1].append(i)
                 continue
         groups.append([i])

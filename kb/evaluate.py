@@ -286,3 +286,54 @@ def percentile(values: Iterable[float], p: float) -> float:
     hi = min(lo + 1, len(data) - 1)
     frac = pos - lo
     return data[lo] + (data[hi] - data[lo]) * frac
+
+
+# ---- running an evaluation through kb's own ingest and search ---------------------------------
+
+def corpus_filename(doc_id: str) -> str:
+    """A BEIR doc id as a safe file name (and back, with `doc_id_of`)."""
+    from urllib.parse import quote
+
+    return quote(doc_id, safe="") + ".md"
+
+
+def doc_id_of(path: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(Path(path).name[: -len(".md")])
+
+
+def write_corpus(dataset: BeirDataset, directory: Path) -> None:
+    """Write each BEIR document as Markdown (`# title` then text) so it goes through the real ingest path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for doc_id, doc in dataset.corpus.items():
+        title = (doc.get("title") or "").strip()
+        body = (doc.get("text") or "").strip()
+        text = f"# {title}\n\n{body}\n" if title else f"{body}\n"
+        (directory / corpus_filename(doc_id)).write_text(text, encoding="utf-8")
+
+
+def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int = 100,
+                on_query=None) -> dict[str, dict]:
+    """Search every judged query in each mode; a document ranks by its best chunk.
+
+    Returns {mode: metrics + p50_ms/p95_ms}.
+    """
+    import time
+
+    results: dict[str, dict] = {}
+    for mode in modes:
+        run: dict[str, list[str]] = {}
+        latencies: list[float] = []
+        for n, (qid, text) in enumerate(dataset.queries.items(), 1):
+            t = time.perf_counter()
+            response = searcher.search(text, k=depth * 2, mode=mode, candidates=depth)
+            latencies.append((time.perf_counter() - t) * 1000)
+            run[qid] = dedupe(doc_id_of(h.path) for h in response.hits)[:depth]
+            if on_query:
+                on_query(mode, n, len(dataset.queries))
+        metrics = evaluate_run(run, {q: dataset.qrels[q] for q in dataset.queries})
+        metrics["p50_ms"] = round(percentile(latencies, 50), 2)
+        metrics["p95_ms"] = round(percentile(latencies, 95), 2)
+        results[mode] = metrics
+    return results

@@ -102,6 +102,16 @@ class KnowledgeBase:
             self.path.mkdir(parents=True, exist_ok=True)
         return Catalog(self.path / CATALOG, readonly=readonly)
 
+    def recorded(self, key: str) -> str | None:
+        """A meta value as committed (None for a knowledge base that does not exist yet)."""
+        if not self.exists():
+            return None
+        catalog = self.catalog(readonly=True)
+        try:
+            return catalog.get_meta(key)
+        finally:
+            catalog.close()
+
     def dense_path(self, generation: int) -> Path:
         return self.path / f"dense-{generation}.bin"
 

@@ -1,0 +1,485 @@
+"""The `kb` command: parse flags, call the library, render (rich on a TTY, plain when piped, --json).
+
+Only light modules are imported at the top; torch and friends load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from functools import wraps
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+
+from kb import __version__
+from kb.config import ConfigError, load_settings
+
+# Exit codes, identical across commands (documented in README.md).
+EXIT_OK = 0
+EXIT_ERROR = 1  # an error, or some files failed
+EXIT_USAGE = 2
+EXIT_NO_ANSWER = 3
+EXIT_BUSY = 4  # another process is writing to the knowledge base
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="kb",
+    help="A local-first knowledge base: ingest PDFs, slides and notes; search and ask them offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Show or change settings.", invoke_without_command=True, no_args_is_help=False)
+app.add_typer(config_app, name="config")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class State:
+    kb: Optional[str] = None
+    quiet: bool = False
+    verbose: bool = False
+
+
+state = State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"kb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    kb: Optional[str] = typer.Option(None, "--kb", help="Knowledge base: a name under the user data dir, or a path. "
+                                     "Env: KB_HOME.", show_default=False),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Only results and errors."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="More detail on stderr."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    state.kb, state.quiet, state.verbose = kb, quiet, verbose
+
+
+def handle_errors(fn):
+    """Turn the library's exceptions into one clear line on stderr and a documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        from kb.ingest import UsageError
+        from kb.models import ModelNotFound
+        from kb.store import KnowledgeBaseBusy, KnowledgeBaseError
+
+        try:
+            return fn(*args, **kwargs)
+        except (UsageError, ConfigError) as e:
+            _fail(str(e), EXIT_USAGE)
+        except KnowledgeBaseBusy as e:
+            _fail(str(e), EXIT_BUSY)
+        except (KnowledgeBaseError, ModelNotFound) as e:
+            _fail(str(e), EXIT_ERROR)
+        except KeyboardInterrupt:
+            _fail("interrupted; the knowledge base is as it was before this command", EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"kb: error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _settings(**flags):
+    return load_settings(state.kb, flags)
+
+
+def _kb(settings):
+    from kb.store import KnowledgeBase
+
+    return KnowledgeBase(settings.kb_path)
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+# ---- ingest ------------------------------------------------------------------------------------
+
+@app.command()
+@handle_errors
+def ingest(
+    paths: List[Path] = typer.Argument(None, help="Files or folders. None: every folder ingested before."),
+    glob: List[str] = typer.Option([], "--glob", "-g", help="Only files matching this pattern (repeatable)."),
+    exclude: List[str] = typer.Option([], "--exclude", "-x", help="Skip files matching this pattern (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Re-read every file and rebuild the indexes."),
+    password: Optional[str] = typer.Option(None, "--password", help="Password for encrypted PDFs."),
+    embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model spec."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Extraction worker processes."),
+    wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait if another kb process is writing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Add or update documents; forget files that were deleted. Only changed files are re-read."""
+    from kb.ingest import IngestOptions
+    from kb.status import display_path
+
+    settings = _settings(embedding_model=embedding_model, workers=workers, lock_timeout=wait)
+    options = IngestOptions.from_settings(settings, paths=paths or (), include=glob, exclude=exclude, force=force,
+                                          password=password)
+    report = _run_ingest(settings, options)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        _print_ingest_summary(report, display_path)
+    raise typer.Exit(EXIT_ERROR if report.failed else EXIT_OK)
+
+
+class _ingest_progress:
+    """A rich progress bar on a terminal; a plain line every few seconds when stderr is piped."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.last_plain = 0.0
+
+    def __enter__(self):
+        if self.enabled and err.is_terminal:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]}"),
+                                TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("scanning", total=None, chunks=0, rate="")
+            self.started = time.perf_counter()
+        return self.on_progress
+
+    def on_progress(self, p) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            elapsed = max(time.perf_counter() - self.started, 1e-6)
+            desc = {"scan": "scanning", "extract": "ingesting", "embed": "embedding", "commit": "committing",
+                    "done": "done"}[p.phase]
+            self.bar.update(self.task, description=desc, completed=p.files_done, total=p.files_total or None,
+                            chunks=p.chunks_done, rate=f"{p.chunks_done / elapsed:.0f} chunks/s")
+            return
+        now = time.monotonic()
+        if p.phase in ("commit",) or now - self.last_plain > 3:
+            self.last_plain = now
+            err.print(f"{p.phase}: {p.files_done}/{p.files_total} files, {p.chunks_done} chunks", markup=False)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+def _print_ingest_summary(report, display_path) -> None:
+    c = report
+    line = (f"added {len(c.added)}, updated {len(c.updated)}, unchanged {c.unchanged}, "
+            f"removed {len(c.removed)}, failed {len(c.failed)}")
+    out.print(line, markup=False)
+    if c.chunks_total or c.chunks_embedded:
+        out.print(f"chunks: {c.chunks_total} from changed files ({c.chunks_embedded} embedded, "
+                  f"{c.chunks_reused} reused) · generation {c.generation} · {c.seconds:.1f} s", markup=False)
+    if state.verbose:
+        for label, paths in (("added", c.added), ("updated", c.updated), ("removed", c.removed)):
+            for p in paths:
+                out.print(f"  {label}: {display_path(p)}", markup=False)
+    elif c.removed:
+        for p in c.removed:
+            out.print(f"removed: {display_path(p)}", markup=False)
+    for p, reason in c.failed:
+        out.print(f"failed: {display_path(p)}: {reason}", markup=False)
+    for p, message in c.warnings:
+        if not state.quiet:
+            err.print(f"warning: {display_path(p)}: {message}", markup=False)
+    if c.skipped_other and state.verbose:
+        err.print(f"{c.skipped_other} files of other types were passed over", markup=False)
+
+
+# ---- search ------------------------------------------------------------------------------------
+
+@app.command()
+@handle_errors
+def search(
+    query: str = typer.Argument(..., help="What to look for; - reads it from stdin."),
+    top_k: int = typer.Option(10, "-k", "--top-k", min=1, max=1000, help="How many results."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or bm25."),
+    path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Find the passages that match a query (retrieval only, no LLM)."""
+    from kb.retrieve import MODES, QueryError, open_searcher
+    from kb.status import display_path
+
+    if mode not in MODES:
+        _fail(f"--mode must be one of: {', '.join(MODES)} (got {mode!r})", EXIT_USAGE)
+    if query == "-":
+        query = sys.stdin.read().strip()
+    searcher = open_searcher(_settings())
+    try:
+        response = searcher.search(query, k=top_k, mode=mode, path_glob=path)
+    except QueryError as e:
+        _fail(str(e), EXIT_USAGE)
+    finally:
+        searcher.close()
+    if as_json:
+        _print_json(response.to_dict())
+        return
+    if not response.hits:
+        err.print("no results", markup=False)
+        raise typer.Exit(EXIT_NO_ANSWER)
+    _render_hits(response, display_path)
+
+
+def _render_hits(response, display_path) -> None:
+    from rich.markup import escape
+
+    from kb.text import tokenize
+
+    terms = {t for t in tokenize(response.query, stem=False) if len(t) > 1}
+    for h in response.hits:
+        where = " ".join(x for x in (display_path(h.path), h.location) if x)
+        heading = f" · {h.heading}" if h.heading else ""
+        snippet = " ".join(h.text.split())
+        if len(snippet) > 300:
+            snippet = snippet[:300] + "…"
+        if out.is_terminal:
+            out.print(f"[bold]{h.rank:>2}.[/] [cyan]{escape(where)}[/][dim]{escape(heading)}  {h.score:.4f}[/]")
+            out.print("    " + _highlight(snippet, terms))
+        else:
+            out.print(f"{h.rank}. {where}{heading}  ({h.score:.4f})", markup=False)
+            out.print(f"    {snippet}", markup=False)
+
+
+def _highlight(text: str, terms: set[str]) -> str:
+    """Bold the query's words in a snippet (rich markup; the rest is escaped)."""
+    import re
+
+    from rich.markup import escape
+
+    if not terms:
+        return escape(text)
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
+    parts, last = [], 0
+    for m in pattern.finditer(text):
+        parts.append(escape(text[last:m.start()]))
+        parts.append(f"[bold yellow]{escape(m.group(0))}[/]")
+        last = m.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
+
+
+# ---- eval --------------------------------------------------------------------------------------
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    dataset_dir: Path = typer.Argument(..., help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."),
+    split: str = typer.Option("test", "--split", help="Which qrels split to evaluate."),
+    modes: List[str] = typer.Option([], "--mode", help="Modes to evaluate (repeatable; default: bm25, dense, hybrid)."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Only the first N queries (0: all)."),
+    embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model spec."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Measure retrieval quality (nDCG@10, Recall@10/100, MRR@10) and latency on a BEIR dataset.
+
+    The corpus is ingested into a throwaway knowledge base, or into --kb (kept, and re-used next time).
+    """
+    import tempfile
+
+    from kb.evaluate import load_beir, run_queries, write_corpus
+    from kb.ingest import IngestOptions
+    from kb.retrieve import MODES, open_searcher
+
+    for m in modes:
+        if m not in MODES:
+            _fail(f"--mode must be one of: {', '.join(MODES)} (got {m!r})", EXIT_USAGE)
+    try:
+        dataset = load_beir(dataset_dir, split)
+    except ValueError as e:
+        _fail(str(e), EXIT_USAGE)
+    if limit:
+        dataset.queries = dict(list(dataset.queries.items())[:limit])
+    with tempfile.TemporaryDirectory(prefix="kb-eval-") as tmp:
+        settings = _settings(embedding_model=embedding_model)
+        if state.kb is None:
+            settings.kb_path = Path(tmp) / "kb"
+        corpus_dir = settings.kb_path / "eval-corpus" / dataset_dir.resolve().name
+        write_corpus(dataset, corpus_dir)
+        _run_ingest(settings, IngestOptions.from_settings(settings, paths=[corpus_dir]))
+        searcher = open_searcher(settings)
+        try:
+            results = run_queries(searcher, dataset, modes or ["bm25", "dense", "hybrid"])
+        finally:
+            searcher.close()
+    report = {"dataset": str(dataset_dir), "split": split, "queries": len(dataset.queries),
+              "documents": len(dataset.corpus), "embedding_model": searcher.meta.get("embedding_model"),
+              "modes": results}
+    if as_json:
+        _print_json(report)
+        return
+    out.print(f"{dataset_dir} ({split}): {len(dataset.queries)} queries, {len(dataset.corpus)} documents, "
+              f"{report['embedding_model']}", markup=False)
+    out.print(f"{'mode':<8} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>8} {'p95 ms':>8}",
+              markup=False)
+    for mode, m in results.items():
+        out.print(f"{mode:<8} {m['ndcg@10']:>8.4f} {m['recall@10']:>7.4f} {m['recall@100']:>7.4f} "
+                  f"{m['mrr@10']:>7.4f} {m['p50_ms']:>8.1f} {m['p95_ms']:>8.1f}", markup=False)
+
+
+def _run_ingest(settings, options):
+    from kb.ingest import ingest_with_settings
+
+    def on_model_load(model_id: str) -> None:
+        if not state.quiet:
+            err.print(f"loading embedding model {model_id} …", markup=False)
+
+    with _ingest_progress(enabled=not state.quiet) as on_progress:
+        return ingest_with_settings(settings, options, on_progress=on_progress, on_model_load=on_model_load)
+
+
+# ---- status, list, remove, repair -------------------------------------------------------------
+
+@app.command()
+@handle_errors
+def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """The knowledge base: where it is, what it holds, which models it uses."""
+    from kb.status import kb_status
+
+    settings = _settings()
+    info = kb_status(_kb(settings))
+    info["reranker"] = None
+    if as_json:
+        _print_json(info)
+        return
+    if not info["exists"]:
+        out.print(f"knowledge base: {info['path']} (empty: run `kb ingest PATH`)", markup=False)
+        return
+    rows = [
+        ("knowledge base", info["path"]),
+        ("documents", f"{info['documents']}" + (f" ({info['documents_failed']} failed)" if info["documents_failed"] else "")),
+        ("chunks", str(info["chunks"])),
+        ("embedding model", f"{info['embedding_model']} ({info['embedding_dim']}-d)" if info["embedding_model"] else "-"),
+        ("reranker", "none configured"),
+        ("index generation", str(info["generation"])),
+        ("disk size", _human_bytes(info["disk_bytes"])),
+        ("last ingest", info["last_ingest"] or "-"),
+        ("folders", ", ".join(info["roots"]) or "-"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        out.print(f"{k:<{width}}  {v}", markup=False)
+
+
+@app.command("list")
+@handle_errors
+def list_documents(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Documents in the knowledge base, with pages/slides, chunks and status."""
+    from kb.status import display_path, kb_documents
+
+    docs = kb_documents(_kb(_settings()))
+    if as_json:
+        _print_json(docs)
+        return
+    if not docs:
+        err.print("no documents; add some with `kb ingest PATH`", markup=False)
+        return
+    for d in docs:
+        extent = f"{d['pages']} pages" if d["pages"] else (f"{d['slides']} slides" if d["slides"] else "")
+        if d["status"] == "ok":
+            detail = ", ".join(x for x in (d["format"], extent, f"{d['chunks']} chunks") if x)
+        else:
+            detail = f"failed: {d['error']}"
+        out.print(f"{display_path(d['path'])}  ({detail})", markup=False)
+
+
+@app.command()
+@handle_errors
+def remove(
+    paths: List[Path] = typer.Argument(..., help="Documents (or folders of documents) to forget."),
+    wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait if another kb process is writing."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Forget documents (the files themselves are not touched)."""
+    from kb.maintenance import remove_paths
+    from kb.status import display_path
+
+    settings = _settings(lock_timeout=wait)
+    removed, unmatched = remove_paths(_kb(settings), [str(p) for p in paths], settings.lock_timeout)
+    if as_json:
+        _print_json({"removed": removed, "not_found": unmatched})
+    else:
+        for p in removed:
+            out.print(f"removed: {display_path(p)}", markup=False)
+        for p in unmatched:
+            err.print(f"not in the knowledge base: {p}", markup=False)
+    raise typer.Exit(EXIT_ERROR if unmatched else EXIT_OK)
+
+
+@app.command()
+@handle_errors
+def repair(wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait for another writer.")) -> None:
+    """Rebuild the search indexes from the catalog (after a deleted or damaged index file)."""
+    from kb.maintenance import repair as run_repair
+
+    settings = _settings(lock_timeout=wait)
+    gen = run_repair(_kb(settings), settings.lock_timeout)
+    out.print(f"indexes rebuilt (generation {gen})", markup=False)
+
+
+# ---- config ------------------------------------------------------------------------------------
+
+@config_app.callback()
+@handle_errors
+def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Print the effective settings and where each value came from."""
+    if ctx.invoked_subcommand:
+        return
+    from kb.config import OPTIONS, user_config_file
+
+    settings = _settings()
+    rows = [{"key": "kb", "value": str(settings.kb_path), "source": settings.sources["kb"]}]
+    rows += [{"key": o.key, "value": settings.values[o.key], "source": settings.sources[o.key]} for o in OPTIONS]
+    if as_json:
+        _print_json({"config_file": str(user_config_file()), "settings": rows})
+        return
+    width = max(len(r["key"]) for r in rows)
+    for r in rows:
+        out.print(f"{r['key']:<{width}}  {r['value']!s:<28}  ({r['source']})", markup=False)
+    out.print(f"user config file: {user_config_file()}", markup=False)
+
+
+@config_app.command("set")
+@handle_errors
+def config_set(key: str = typer.Argument(...), value: str = typer.Argument(...)) -> None:
+    """Write KEY = VALUE to the user config file."""
+    from kb.config import set_user_setting
+
+    path = set_user_setting(key, value)
+    out.print(f"{key} = {value}  ({path})", markup=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("kb: interrupted", markup=False)
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,198 @@
+"""Hybrid retrieval: dense (hnswlib) and BM25 candidate lists fused with Reciprocal Rank Fusion,
+then an optional cross-encoder rerank.
+
+A Searcher loads the committed generation once and answers many queries (the shell, eval, ask).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from kb.store import KnowledgeBase
+
+MODES = ("hybrid", "dense", "bm25")
+RRF_K = 60
+CANDIDATES = 50  # per list, before fusion
+
+
+class QueryError(ValueError):
+    """A query that cannot be run (no usable terms, empty knowledge base); the message says why."""
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    score: float
+    rank: int = 0
+    path: str = ""
+    title: str | None = None
+    text: str = ""
+    page: int | None = None
+    page_end: int | None = None
+    slide: int | None = None
+    heading: str = ""
+    doc_id: int = 0
+    ordinal: int = 0
+    scores: dict[str, float] = field(default_factory=dict)  # per list: dense, bm25, rrf, rerank
+
+    @property
+    def location(self) -> str:
+        if self.slide:
+            return f"slide {self.slide}"
+        if self.page:
+            return f"p.{self.page}" if not self.page_end or self.page_end == self.page else f"pp.{self.page}-{self.page_end}"
+        return ""
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "score": round(self.score, 6), "path": self.path, "page": self.page,
+                "page_end": self.page_end, "slide": self.slide, "heading": self.heading,
+                "chunk_id": self.chunk_id, "title": self.title, "text": self.text,
+                "scores": {k: round(v, 6) for k, v in self.scores.items()}}
+
+
+@dataclass
+class SearchResponse:
+    query: str
+    mode: str
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {"query": self.query, "mode": self.mode, "results": [h.to_dict() for h in self.hits],
+                "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()}}
+
+
+def rrf(ranked_lists: Sequence[Sequence[int]], k: int = RRF_K, weights: Sequence[float] | None = None
+        ) -> list[tuple[int, float]]:
+    """Reciprocal Rank Fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1. Ties keep first-seen order."""
+    scores: dict[int, float] = {}
+    for i, ranked in enumerate(ranked_lists):
+        w = 1.0 if weights is None else weights[i]
+        for rank, item in enumerate(ranked, start=1):
+            scores[item] = scores.get(item, 0.0) + w / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+class Searcher:
+    def __init__(self, kb: KnowledgeBase, embedder_factory: Callable[[], object] | None = None,
+                 reranker=None):
+        self.kb = kb
+        self._embedder_factory = embedder_factory
+        self._embedder = None
+        self.reranker = reranker
+        self.generation, self.dense, self.lexical, self.meta = kb.load_indexes()
+        self._catalog = kb.catalog(readonly=True)
+
+    def close(self) -> None:
+        self._catalog.close()
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            if self._embedder_factory is None:
+                raise QueryError("dense search needs an embedding model")
+            self._embedder = self._embedder_factory()
+        return self._embedder
+
+    def _allowed_ids(self, path_glob: str | None) -> set[int] | None:
+        if not path_glob:
+            return None
+        docs = [r for r in self._catalog.conn.execute("SELECT id, path FROM documents WHERE status='ok'")
+                if fnmatch.fnmatch(r[1], path_glob) or fnmatch.fnmatch(r[1], "*/" + path_glob.lstrip("/"))
+                or fnmatch.fnmatch(r[1].rsplit("/", 1)[-1], path_glob)]
+        if not docs:
+            return set()
+        q = ",".join("?" * len(docs))
+        return {r[0] for r in self._catalog.conn.execute(f"SELECT id FROM chunks WHERE doc_id IN ({q})",
+                                                         [d[0] for d in docs])}
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", candidates: int = CANDIDATES,
+               path_glob: str | None = None, rerank: bool = True, extra_queries: Sequence[str] = ()
+               ) -> SearchResponse:
+        from kb.text import tokenize
+
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
+        if self.generation == 0 or self.lexical is None or len(self.lexical) == 0:
+            raise QueryError(f"the knowledge base at {self.kb.path} is empty; add documents with `kb ingest PATH`")
+        timings: dict[str, float] = {}
+        queries = [query, *extra_queries]
+        allowed = self._allowed_ids(path_glob)
+        if allowed is not None and not allowed:
+            return SearchResponse(query, mode, [], timings)
+        lists: list[list[int]] = []
+        per_list_scores: dict[str, dict[int, float]] = {"dense": {}, "bm25": {}}
+        if mode in ("hybrid", "bm25"):
+            t = time.perf_counter()
+            mask = None if allowed is None else np.isin(self.lexical.ids, np.fromiter(allowed, dtype=np.int64))
+            any_terms = False
+            for q in queries:
+                tokens = tokenize(q)
+                any_terms = any_terms or bool(tokens)
+                hits = self.lexical.search(tokens, candidates, allowed=mask)
+                lists.append([i for i, _ in hits])
+                for i, s in hits:
+                    per_list_scores["bm25"][i] = max(per_list_scores["bm25"].get(i, 0.0), s)
+            timings["bm25"] = (time.perf_counter() - t) * 1000
+            if mode == "bm25" and not any_terms:
+                raise QueryError("the query has no searchable terms (only stop words or punctuation)")
+        if mode in ("hybrid", "dense"):
+            if not query.strip():
+                raise QueryError("the query is empty")
+            t = time.perf_counter()
+            vectors = self.embedder.embed_queries(queries)
+            timings["embed"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            flt = None if allowed is None else (lambda label: label in allowed)
+            for v in vectors:
+                hits = self.dense.search(v, candidates, filter_fn=flt)
+                lists.append([i for i, _ in hits])
+                for i, s in hits:
+                    per_list_scores["dense"][i] = max(per_list_scores["dense"].get(i, -1.0), s)
+            timings["dense"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        fused = rrf(lists) if len(lists) > 1 else [(i, 1.0 / (RRF_K + r)) for r, i in enumerate(lists[0], 1)]
+        timings["fuse"] = (time.perf_counter() - t) * 1000
+        top = fused[: max(k, candidates if (rerank and self.reranker) else k)]
+        rows = self._catalog.chunks_by_ids([i for i, _ in top])
+        hits = []
+        for chunk_id, score in top:
+            row = rows.get(chunk_id)
+            if row is None:  # removed by a commit after this searcher loaded its generation
+                continue
+            hit = Hit(chunk_id=chunk_id, score=score, path=row.path, title=row.title, text=row.text,
+                      page=row.page_start, page_end=row.page_end, slide=row.slide, heading=row.heading_path,
+                      doc_id=row.doc_id, ordinal=row.ordinal)
+            hit.scores["rrf" if len(lists) > 1 else mode] = score
+            for name, s in per_list_scores.items():
+                if chunk_id in s:
+                    hit.scores[name] = s[chunk_id]
+            hits.append(hit)
+        if rerank and self.reranker is not None and hits:
+            t = time.perf_counter()
+            hits = self.reranker.rerank(query, hits)
+            timings["rerank"] = (time.perf_counter() - t) * 1000
+        hits = hits[:k]
+        for r, h in enumerate(hits, 1):
+            h.rank = r
+        timings["total"] = sum(timings.values())
+        return SearchResponse(query, mode, hits, timings)
+
+
+def open_searcher(settings, reranker=None) -> Searcher:
+    """A Searcher over the committed generation that embeds queries with the knowledge base's own model."""
+    from kb.models import embedding_spec_for, load_embedder
+    from kb.store import KnowledgeBaseMissing
+
+    kb = KnowledgeBase(settings.kb_path)
+    if not kb.exists():
+        raise KnowledgeBaseMissing(f"no knowledge base at {kb.path}; create one with `kb ingest PATH`")
+    spec = embedding_spec_for(settings.embedding_model, settings.sources["embedding_model"],
+                              kb.recorded("embedding_spec"))
+    return Searcher(kb, lambda: load_embedder(spec, device=settings.device, allow_network=settings.allow_network),
+                    reranker=reranker)

@@ -1,0 +1,181 @@
+"""Ingest: discovery, incremental updates, failures, removals, the embedding cache, interruption."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import SAMPLE_DOCS, FakeEmbedder
+from kb.ingest import IngestOptions, UsageError, discover, ingest
+from kb.store import KnowledgeBase
+
+
+def _run(kb, paths, embedder=None, **kw):
+    embedder = embedder or FakeEmbedder()
+    options = IngestOptions(paths=[*paths], workers=kw.pop("workers", 0), **kw)
+    return ingest(kb, options, "fake", lambda: embedder, embedder.model_id)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "notes"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.md").write_text("# Alpha\n\nThe alpha reactor runs at 42 degrees.\n\n## Details\n\nMore alpha text.\n")
+    (d / "b.txt").write_text("Bravo notes: the bravo pump moves 3 litres a minute.\n")
+    (d / "sub" / "c.md").write_text("# Charlie\n\nCharlie likes cheese.\n")
+    (d / ".hidden.md").write_text("# hidden\n")
+    (d / ".git").mkdir()
+    (d / ".git" / "x.md").write_text("# vcs\n")
+    (d / "picture.png").write_bytes(b"\x89PNG....")
+    (d / "old.ppt").write_bytes(b"\xd0\xcf\x11\xe0" + b"\0" * 600)
+    return d
+
+
+def test_discover_skips_hidden_vcs_and_other_types(folder):
+    files, skipped = discover([folder])
+    names = sorted(p.relative_to(folder).as_posix() for p in files)
+    assert names == ["a.md", "b.txt", "old.ppt", "sub/c.md"]
+    assert skipped == 1  # picture.png
+    files, _ = discover([folder], include=["*.md"], exclude=["sub/*"])
+    assert [p.name for p in files] == ["a.md"]
+
+
+def test_kbignore(folder):
+    (folder / ".kbignore").write_text("# comment\nsub\nb.txt\n")
+    files, _ = discover([folder])
+    assert sorted(p.name for p in files) == ["a.md", "old.ppt"]
+
+
+def test_first_ingest_then_unchanged_then_edit_reembeds_only_changed_chunks(tmp_path, folder):
+    kb = KnowledgeBase(tmp_path / "kb")
+    emb = FakeEmbedder()
+    r = _run(kb, [folder], emb)
+    assert (len(r.added), len(r.updated), r.unchanged, len(r.removed)) == (3, 0, 0, 0)
+    assert [(p.endswith("old.ppt"), "convert" in reason) for p, reason in r.failed] == [(True, True)]
+    first_embedded = r.chunks_embedded
+    assert first_embedded == r.chunks_total > 0
+
+    emb2 = FakeEmbedder()
+    r = _run(kb, [folder], emb2)
+    assert (len(r.added), len(r.updated), r.unchanged) == (0, 0, 3)
+    assert emb2.embedded == [] and r.generation == 1  # nothing changed: no new generation
+
+    # edit one section of a.md: only the changed chunk is embedded again
+    (folder / "a.md").write_text("# Alpha\n\nThe alpha reactor runs at 42 degrees.\n\n## Details\n\nEdited text.\n")
+    emb3 = FakeEmbedder()
+    r = _run(kb, [folder], emb3)
+    assert len(r.updated) == 1 and r.unchanged == 2
+    assert r.chunks_embedded == 1 and r.chunks_reused >= 1
+    assert len(emb3.embedded) == 1 and "Edited text." in emb3.embedded[0]
+
+
+def test_touching_a_file_without_changing_it_is_unchanged(tmp_path, folder):
+    kb = KnowledgeBase(tmp_path / "kb")
+    _run(kb, [folder])
+    (folder / "b.txt").write_text((folder / "b.txt").read_text())  # new mtime, same bytes
+    r = _run(kb, [folder])
+    assert r.unchanged == 3 and not r.updated
+
+
+def test_deleted_files_are_forgotten_and_reported(tmp_path, folder):
+    kb = KnowledgeBase(tmp_path / "kb")
+    _run(kb, [folder])
+    (folder / "sub" / "c.md").unlink()
+    r = _run(kb, [])  # no paths: refresh every folder ingested before
+    assert [p.endswith("c.md") for p in r.removed] == [True]
+    cat = kb.catalog(readonly=True)
+    assert sorted(d.path.rsplit("/", 1)[-1] for d in cat.documents() if d.status == "ok") == ["a.md", "b.txt"]
+    cat.close()
+
+
+def test_a_removed_root_is_forgotten(tmp_path, folder):
+    kb = KnowledgeBase(tmp_path / "kb")
+    _run(kb, [folder])
+    shutil.rmtree(folder)
+    r = _run(kb, [])
+    assert len(r.removed) == 4  # 3 documents + the failed .ppt record
+    with pytest.raises(UsageError, match="nothing to ingest"):
+        _run(kb, [])
+
+
+def test_failures_are_reported_and_good_files_committed(tmp_path, folder):
+    (folder / "empty.txt").write_text("   \n")
+    (folder / "fake.pdf").write_text("this is not a pdf")
+    kb = KnowledgeBase(tmp_path / "kb")
+    r = _run(kb, [folder])
+    reasons = {p.rsplit("/", 1)[-1]: reason for p, reason in r.failed}
+    assert set(reasons) == {"empty.txt", "fake.pdf", "old.ppt"}
+    assert "empty" in reasons["empty.txt"] and "not a PDF" in reasons["fake.pdf"]
+    assert len(r.added) == 3
+    # a file that keeps failing is reported again without being re-read
+    r = _run(kb, [folder])
+    assert {p.rsplit("/", 1)[-1] for p, _ in r.failed} == {"empty.txt", "fake.pdf", "old.ppt"}
+
+
+def test_a_good_file_turning_bad_keeps_its_previous_version(tmp_path, folder):
+    kb = KnowledgeBase(tmp_path / "kb")
+    _run(kb, [folder])
+    (folder / "b.txt").write_text("")
+    r = _run(kb, [folder])
+    assert len(r.failed) == 2 and any("previous version kept" in reason for _, reason in r.failed)
+    cat = kb.catalog(readonly=True)
+    doc = cat.document_by_path(str(folder / "b.txt"))
+    assert doc.status == "ok"
+    assert cat.count_chunks() == sum(d.chunks for d in cat.documents())
+    cat.close()
+
+
+def test_missing_path_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no such file"):
+        _run(KnowledgeBase(tmp_path / "kb"), [tmp_path / "nope"])
+
+
+def test_interrupt_during_embedding_leaves_previous_state(tmp_path, folder):
+    kb = KnowledgeBase(tmp_path / "kb")
+    _run(kb, [folder])
+    (folder / "new.md").write_text("# New\n\nA new document about deltas.\n")
+
+    class Exploding(FakeEmbedder):
+        def embed_documents(self, texts, batch_size=32):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(kb, [folder], Exploding())
+    cat = kb.catalog(readonly=True)
+    assert cat.document_by_path(str(folder / "new.md")) is None
+    assert cat.get_meta("generation") == "1"
+    cat.close()
+    r = _run(kb, [folder])
+    assert [p.endswith("new.md") for p in r.added] == [True]
+
+
+def test_force_rebuilds_and_reuses_cached_vectors(tmp_path, folder):
+    kb = KnowledgeBase(tmp_path / "kb")
+    first = _run(kb, [folder])
+    emb = FakeEmbedder()
+    r = _run(kb, [folder], emb, force=True)
+    assert len(r.updated) == 3 and r.chunks_reused == first.chunks_total and emb.embedded == []
+    assert r.generation == 2
+
+
+def test_extraction_in_a_worker_process(tmp_path):
+    docs = tmp_path / "many"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"n{i}.md").write_text(f"# Note {i}\n\nThis is note number {i}.\n")
+    r = _run(KnowledgeBase(tmp_path / "kb"), [docs], workers=1)
+    assert len(r.added) == 12 and not r.failed
+
+
+def test_sample_docs_ingest_with_the_real_model(tmp_path, minilm):
+    kb = KnowledgeBase(tmp_path / "kb")
+    r = ingest(kb, IngestOptions(paths=[SAMPLE_DOCS], workers=0), "minilm", lambda: minilm, minilm.model_id)
+    assert not r.failed and len(r.added) == 7
+    cat = kb.catalog(readonly=True)
+    docs = {d.path.rsplit("/", 1)[-1]: d for d in cat.documents()}
+    assert docs["qf300_user_manual_en.pdf"].pages == 4 and docs["qf300_operator_training_en.pptx"].pages == 5
+    assert "QUESTIONS.md" not in docs  # excluded by sample_docs/.kbignore
+    assert max(r[0] for r in cat.conn.execute("SELECT n_tokens FROM chunks")) <= minilm.max_tokens
+    assert cat.get_meta("embedding_model") == "all-MiniLM-L6-v2" and cat.get_meta("embedding_dim") == "384"
+    cat.close()
