@@ -1,0 +1,189 @@
+"""End to end: run `kb` as a user would (a subprocess, its own data dir), with the real packaged model."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE_DOCS
+from kb.store import KnowledgeBase
+
+ANSI = "\x1b["
+
+
+def kb(*args, env=None, input=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, env=env or os.environ,
+                          input=input, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def sample_kb(tmp_path_factory):
+    """sample_docs ingested once for the module, through the CLI."""
+    path = tmp_path_factory.mktemp("sample") / "kb"
+    r = kb("--kb", str(path), "ingest", str(SAMPLE_DOCS), "--json")
+    assert r.returncode == 0, r.stderr
+    return path, json.loads(r.stdout)
+
+
+def test_help_and_status_do_not_import_heavy_libraries(tmp_path):
+    code = ("import sys; from kb.cli import app\n"
+            "for argv in (['--help'], ['status'], ['status', '--json'], ['list'], ['config']):\n"
+            "    try: app(argv)\n"
+            "    except SystemExit: pass\n"
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'llama_cpp', 'transformers', 'hnswlib', 'bm25s',"
+            " 'jieba', 'pypdf') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in r.stdout, r.stdout + r.stderr
+
+
+def test_ingest_sample_docs_and_status(sample_kb):
+    path, summary = sample_kb
+    assert summary["added"] == 7 and summary["failed"] == [] and summary["unchanged"] == 0
+    for key in ("added", "updated", "unchanged", "removed"):
+        assert isinstance(summary[key], int)
+    status = json.loads(kb("--kb", str(path), "status", "--json").stdout)
+    assert {"path", "documents", "chunks", "embedding_model", "generation"} <= set(status)
+    assert status["documents"] == 7 and status["chunks"] > 20 and status["generation"] == 1
+    assert status["embedding_model"] == "all-MiniLM-L6-v2"
+    docs = {Path(d["path"]).name: d for d in json.loads(kb("--kb", str(path), "list", "--json").stdout)}
+    assert docs["qf300_user_manual_en.pdf"]["pages"] == 4
+    assert docs["qf300_service_manual_zh.pdf"]["pages"] == 4
+    assert docs["qf300_operator_training_en.pptx"]["slides"] == 5
+    assert docs["qf300_product_briefing_zh.pptx"]["slides"] == 5
+    assert all(d["status"] == "ok" and d["chunks"] > 0 for d in docs.values())
+
+
+def test_plain_output_when_piped(sample_kb):
+    path, _ = sample_kb
+    for args in (("status",), ("list",), ("search", "stirring speed", "-k", "2"), ("ingest", str(SAMPLE_DOCS))):
+        r = kb("--kb", str(path), *args)
+        assert r.returncode == 0, r.stderr
+        assert ANSI not in r.stdout and ANSI not in r.stderr
+    assert "unchanged 7" in r.stdout
+
+
+def test_search_json_shape(sample_kb):
+    path, _ = sample_kb
+    r = kb("--kb", str(path), "search", "What is the maximum stirring speed of the QF-300?", "--json", "-k", "3")
+    data = json.loads(r.stdout)
+    assert data["query"].startswith("What is") and data["mode"] == "hybrid" and len(data["results"]) == 3
+    first = data["results"][0]
+    assert set(first) >= {"rank", "score", "path", "page", "slide", "heading", "chunk_id", "text"}
+    assert Path(first["path"]).name == "qf300_user_manual_en.pdf" and first["page"] == 1
+    assert "total" in data["timings_ms"]
+
+
+def test_exit_codes(tmp_path, sample_kb):
+    path, _ = sample_kb
+    assert kb("--kb", str(path), "ingest", str(tmp_path / "missing")).returncode == 2
+    assert kb("--kb", str(path), "search", "x", "--mode", "nope").returncode == 2
+    assert kb("--kb", str(path), "nosuchcommand").returncode == 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
+    (bad / "ok.md").write_text("# Fine\n\nThis one is fine.\n")
+    r = kb("--kb", str(tmp_path / "kb2"), "ingest", str(bad))
+    assert r.returncode == 1
+    assert "failed: " in r.stdout and "broken.pdf: " in r.stdout and "added 1" in r.stdout
+    assert kb("--kb", str(tmp_path / "nokb"), "search", "anything").returncode == 1
+
+
+def test_a_second_writer_is_refused_with_exit_code_4(tmp_path, sample_kb):
+    path, _ = sample_kb
+    with KnowledgeBase(path).writer(command="kb ingest elsewhere"):
+        r = kb("--kb", str(path), "ingest", str(SAMPLE_DOCS))
+        assert r.returncode == 4
+        assert "busy" in r.stderr and f"pid {os.getpid()}" in r.stderr
+        # readers are not blocked by a writer
+        assert kb("--kb", str(path), "search", "stirring", "-k", "1").returncode == 0
+
+
+def test_remove_and_repair(tmp_path):
+    path = tmp_path / "kb"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "one.md").write_text("# One\n\nThe first note mentions zebras.\n")
+    (docs / "two.md").write_text("# Two\n\nThe second note mentions giraffes.\n")
+    assert kb("--kb", str(path), "ingest", str(docs)).returncode == 0
+    r = kb("--kb", str(path), "remove", str(docs / "one.md"), "--json")
+    assert json.loads(r.stdout)["removed"] == [str(docs / "one.md")]
+    assert json.loads(kb("--kb", str(path), "status", "--json").stdout)["documents"] == 1
+    assert kb("--kb", str(path), "remove", str(docs / "nothere.md")).returncode == 1
+    gen = json.loads(kb("--kb", str(path), "status", "--json").stdout)["generation"]
+    (path / f"dense-{gen}.bin").unlink()
+    r = kb("--kb", str(path), "search", "giraffes")
+    assert r.returncode == 1 and "kb repair" in r.stderr
+    assert kb("--kb", str(path), "repair").returncode == 0
+    r = kb("--kb", str(path), "search", "giraffes", "--json")
+    assert Path(json.loads(r.stdout)["results"][0]["path"]).name == "two.md"
+
+
+def test_config_shows_sources_and_set_validates(tmp_path):
+    env = dict(os.environ, KB_BATCH_SIZE="16")
+    r = kb("config", "--json", env=env)
+    rows = {row["key"]: row for row in json.loads(r.stdout)["settings"]}
+    assert rows["batch_size"]["value"] == 16 and rows["batch_size"]["source"] == "env KB_BATCH_SIZE"
+    assert kb("config", "set", "chunk_overlap", "12").returncode == 0
+    rows = {row["key"]: row for row in json.loads(kb("config", "--json").stdout)["settings"]}
+    assert rows["chunk_overlap"]["value"] == 12 and rows["chunk_overlap"]["source"].endswith("config.toml")
+    r = kb("config", "set", "chunk_overlap", "lots")
+    assert r.returncode == 2 and "chunk_overlap='lots'" in r.stderr
+
+
+WORDS = ("reactor sensor valve pump membrane culture buffer protocol sample cartridge calibration pressure "
+         "oxygen temperature stirring vessel filter firmware module cable signal display alarm routine").split()
+
+
+def _write_corpus(folder: Path, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        paras = ["\n".join(" ".join(rng.choice(WORDS) for _ in range(12)) + "." for _ in range(4)) for _ in range(3)]
+        (folder / f"note{i:04d}.md").write_text(f"# Note {seed}-{i}\n\n" + "\n\n".join(paras) + "\n")
+
+
+def test_kill_9_during_embedding_loses_nothing(tmp_path):
+    """Crash safety: kill -9 an ingest mid-embedding; the knowledge base still holds exactly the previous
+    commit, and the next ingest completes (re-using the vectors the killed run had cached)."""
+    path = tmp_path / "kb"
+    _write_corpus(tmp_path / "small", 5, seed=1)
+    assert kb("--kb", str(path), "ingest", str(tmp_path / "small")).returncode == 0
+    before = json.loads(kb("--kb", str(path), "status", "--json").stdout)
+    big = tmp_path / "big"
+    _write_corpus(big, 600, seed=2)
+
+    proc = subprocess.Popen([sys.executable, "-m", "kb", "--kb", str(path), "ingest", str(big), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = sqlite3.connect(f"file:{path / 'catalog.sqlite'}?mode=ro", uri=True)
+    cached_before = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] > cached_before:
+            break  # the run is embedding (its first batch is cached), long before its commit
+        time.sleep(0.05)
+    db.close()
+    assert proc.poll() is None, "the ingest finished before it could be killed; make the corpus larger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    after = json.loads(kb("--kb", str(path), "status", "--json").stdout)
+    for key in ("documents", "chunks", "generation"):
+        assert after[key] == before[key]
+    r = kb("--kb", str(path), "search", "reactor sensor", "--json")
+    assert r.returncode == 0 and all("/small/" in h["path"] for h in json.loads(r.stdout)["results"])
+
+    r = kb("--kb", str(path), "ingest", str(big), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["added"] == 600 and summary["chunks"]["reused"] > 0
+    assert json.loads(kb("--kb", str(path), "status", "--json").stdout)["documents"] == 605
