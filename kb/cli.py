@@ -180,7 +180,9 @@ class _ingest_progress:
                             chunks=p.chunks_done, rate=f"{p.chunks_done / elapsed:.0f} chunks/s")
             return
         now = time.monotonic()
-        if p.phase in ("commit",) or now - self.last_plain > 3:
+        if not self.last_plain:
+            self.last_plain = now  # start the clock: short runs print no progress at all
+        elif p.phase in ("extract", "embed") and now - self.last_plain > 5:
             self.last_plain = now
             err.print(f"{p.phase}: {p.files_done}/{p.files_total} files, {p.chunks_done} chunks", markup=False)
 

@@ -210,7 +210,6 @@ class _Planned:
     path: str
     stat: os.stat_result
     sha256: str
-    existing_id: int | None
     existing_status: str | None
 
 
@@ -276,7 +275,7 @@ def ingest(kb: KnowledgeBase, options: IngestOptions, embedding_spec: str, embed
                 _count_unchanged(report, old)
                 changes.updates.append(_touch(old, st))
                 continue
-            plan.append(_Planned(key, st, digest, old.id if old else None, old.status if old else None))
+            plan.append(_Planned(key, st, digest, old.status if old else None))
 
         for root in [*roots, *map(Path, changes.remove_roots)]:
             prefix = str(root).rstrip(os.sep) + os.sep
@@ -348,7 +347,7 @@ def ingest(kb: KnowledgeBase, options: IngestOptions, embedding_spec: str, embed
                 path=path, sha256=item.sha256, size=item.stat.st_size, mtime=item.stat.st_mtime,
                 format=doc.format, title=doc.title, pages=doc.pages, status="ok", warnings=doc.warnings,
                 chunks=records))
-            (report.updated if item.existing_id else report.added).append(path)
+            (report.updated if item.existing_status == "ok" else report.added).append(path)
             if len(pending) >= EMBED_POOL:
                 flush()
         if embedder is not None:
