@@ -225,6 +225,8 @@ def search(
     top_k: int = typer.Option(10, "-k", "--top-k", min=1, max=1000, help="How many results."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or bm25."),
     path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob."),
+    reranker: Optional[str] = typer.Option(None, "--reranker", help="Cross-encoder to rerank with (path or id)."),
+    no_rerank: bool = typer.Option(False, "--no-rerank", help="Keep the fused order even if a reranker is set."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Find the passages that match a query (retrieval only, no LLM)."""
@@ -235,7 +237,8 @@ def search(
         _fail(f"--mode must be one of: {', '.join(MODES)} (got {mode!r})", EXIT_USAGE)
     if query == "-":
         query = sys.stdin.read().strip()
-    searcher = open_searcher(_settings())
+    settings = _settings(reranker="" if no_rerank else reranker)
+    searcher = open_searcher(settings)
     try:
         response = searcher.search(query, k=top_k, mode=mode, path_glob=path)
     except QueryError as e:
@@ -296,7 +299,8 @@ def _highlight(text: str, terms: set[str]) -> str:
 def eval_command(
     dataset_dir: Path = typer.Argument(..., help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."),
     split: str = typer.Option("test", "--split", help="Which qrels split to evaluate."),
-    modes: List[str] = typer.Option([], "--mode", help="Modes to evaluate (repeatable; default: bm25, dense, hybrid)."),
+    modes: List[str] = typer.Option([], "--mode", help="Modes to evaluate (repeatable; default: bm25, dense, "
+                                    "hybrid, and hybrid+rerank when a reranker is configured)."),
     limit: int = typer.Option(0, "--limit", min=0, help="Only the first N queries (0: all)."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model spec."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
@@ -311,9 +315,10 @@ def eval_command(
     from kb.ingest import IngestOptions
     from kb.retrieve import MODES, open_searcher
 
+    allowed = [*MODES, "hybrid+rerank"]
     for m in modes:
-        if m not in MODES:
-            _fail(f"--mode must be one of: {', '.join(MODES)} (got {m!r})", EXIT_USAGE)
+        if m not in allowed:
+            _fail(f"--mode must be one of: {', '.join(allowed)} (got {m!r})", EXIT_USAGE)
     try:
         dataset = load_beir(dataset_dir, split)
     except ValueError as e:
@@ -329,7 +334,8 @@ def eval_command(
         _run_ingest(settings, IngestOptions.from_settings(settings, paths=[corpus_dir]))
         searcher = open_searcher(settings)
         try:
-            results = run_queries(searcher, dataset, modes or ["bm25", "dense", "hybrid"])
+            default = ["bm25", "dense", "hybrid"] + (["hybrid+rerank"] if searcher.reranker else [])
+            results = run_queries(searcher, dataset, modes or default)
         finally:
             searcher.close()
     report = {"dataset": str(dataset_dir), "split": split, "queries": len(dataset.queries),
@@ -368,7 +374,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
 
     settings = _settings()
     info = kb_status(_kb(settings))
-    info["reranker"] = None
+    info["reranker"] = settings.reranker or None
     if as_json:
         _print_json(info)
         return
@@ -380,7 +386,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
         ("documents", f"{info['documents']}" + (f" ({info['documents_failed']} failed)" if info["documents_failed"] else "")),
         ("chunks", str(info["chunks"])),
         ("embedding model", f"{info['embedding_model']} ({info['embedding_dim']}-d)" if info["embedding_model"] else "-"),
-        ("reranker", "none configured"),
+        ("reranker", info["reranker"] or "none configured (no reranker ships in a package; set `reranker`)"),
         ("index generation", str(info["generation"])),
         ("disk size", _human_bytes(info["disk_bytes"])),
         ("last ingest", info["last_ingest"] or "-"),

@@ -64,6 +64,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("embedding_model", str, "minilm",
            "embedding model: a packaged alias (minilm), a local sentence-transformers directory, or a hub id"),
+    Option("reranker", str, "",
+           "cross-encoder reranker: a local directory or a hub id (empty: no reranking; none ships in a package)"),
     Option("device", str, "auto", "where models run", choices=("auto", "cpu", "cuda", "mps")),
     Option("allow_network", bool, False, "let kb download models from the Hugging Face hub"),
     Option("chunk_tokens", int, 0,

@@ -315,7 +315,8 @@ def write_corpus(dataset: BeirDataset, directory: Path) -> None:
 
 def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int = 100,
                 on_query=None) -> dict[str, dict]:
-    """Search every judged query in each mode; a document ranks by its best chunk.
+    """Search every judged query in each mode (`bm25`, `dense`, `hybrid`, `hybrid+rerank`); a document ranks
+    by its best chunk.
 
     Returns {mode: metrics + p50_ms/p95_ms}.
     """
@@ -327,7 +328,8 @@ def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int
         latencies: list[float] = []
         for n, (qid, text) in enumerate(dataset.queries.items(), 1):
             t = time.perf_counter()
-            response = searcher.search(text, k=depth * 2, mode=mode, candidates=depth)
+            base, _, extra = mode.partition("+")
+            response = searcher.search(text, k=depth * 2, mode=base, candidates=depth, rerank=extra == "rerank")
             latencies.append((time.perf_counter() - t) * 1000)
             run[qid] = dedupe(doc_id_of(h.path) for h in response.hits)[:depth]
             if on_query:

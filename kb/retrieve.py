@@ -158,7 +158,7 @@ class Searcher:
         t = time.perf_counter()
         fused = rrf(lists) if len(lists) > 1 else [(i, 1.0 / (RRF_K + r)) for r, i in enumerate(lists[0], 1)]
         timings["fuse"] = (time.perf_counter() - t) * 1000
-        top = fused[: max(k, candidates if (rerank and self.reranker) else k)]
+        top = fused[: max(k, self.reranker.max_candidates) if (rerank and self.reranker) else k]
         rows = self._catalog.chunks_by_ids([i for i, _ in top])
         hits = []
         for chunk_id, score in top:
@@ -184,9 +184,10 @@ class Searcher:
         return SearchResponse(query, mode, hits, timings)
 
 
-def open_searcher(settings, reranker=None) -> Searcher:
-    """A Searcher over the committed generation that embeds queries with the knowledge base's own model."""
-    from kb.models import embedding_spec_for, load_embedder
+def open_searcher(settings) -> Searcher:
+    """A Searcher over the committed generation that embeds queries with the knowledge base's own model
+    and reranks with the configured cross-encoder, if any."""
+    from kb.models import embedding_spec_for, load_embedder, pick_device
     from kb.store import KnowledgeBaseMissing
 
     kb = KnowledgeBase(settings.kb_path)
@@ -194,5 +195,11 @@ def open_searcher(settings, reranker=None) -> Searcher:
         raise KnowledgeBaseMissing(f"no knowledge base at {kb.path}; create one with `kb ingest PATH`")
     spec = embedding_spec_for(settings.embedding_model, settings.sources["embedding_model"],
                               kb.recorded("embedding_spec"))
+    reranker = None
+    if settings.reranker:
+        from kb.rerank import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker(settings.reranker, device=pick_device(settings.device),
+                                        allow_network=settings.allow_network)
     return Searcher(kb, lambda: load_embedder(spec, device=settings.device, allow_network=settings.allow_network),
                     reranker=reranker)
