@@ -1,0 +1,100 @@
+"""Retrieval: RRF, hybrid search, filters, and the sample_docs questions end to end with the real model."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE_DOCS, FakeEmbedder
+from kb.ingest import IngestOptions, ingest
+from kb.retrieve import QueryError, Searcher, rrf
+from kb.store import KnowledgeBase
+
+
+def load_questions() -> tuple[list[dict], list[dict]]:
+    spec = importlib.util.spec_from_file_location("check_questions", SAMPLE_DOCS / "check_questions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.parse_tables((SAMPLE_DOCS / "QUESTIONS.md").read_text(encoding="utf-8"))
+
+
+def test_rrf_hand_computed():
+    # a: 1/(60+1) + 1/(60+2); b: 1/(60+2) + 1/(60+1); c: 1/(60+3); d: 1/(60+1) in the second list only
+    fused = dict(rrf([["a", "b", "c"], ["b", "a"], ["d"]]))
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["c"] == pytest.approx(1 / 63) and fused["d"] == pytest.approx(1 / 61)
+    assert [k for k, _ in rrf([["x", "y"], ["y"]])] == ["y", "x"]
+    assert dict(rrf([["x"], ["y"]], weights=[2.0, 1.0]))["x"] == pytest.approx(2 / 61)
+
+
+@pytest.fixture
+def small_kb(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pumps.md").write_text("# Pumps\n\nThe peristaltic pump moves 3 litres a minute.\n")
+    (docs / "valves.md").write_text("# Valves\n\nThe relief valve opens at 2 bar.\n")
+    (docs / "中文.md").write_text("# 说明\n\n搅拌电机堵转时请清除异物。\n")
+    emb = FakeEmbedder()
+    kb = KnowledgeBase(tmp_path / "kb")
+    ingest(kb, IngestOptions(paths=[docs], workers=0), "fake", lambda: emb, emb.model_id)
+    return kb, emb
+
+
+def test_hybrid_dense_and_bm25_modes(small_kb):
+    kb, emb = small_kb
+    s = Searcher(kb, lambda: emb)
+    for mode in ("hybrid", "dense", "bm25"):
+        r = s.search("relief valve pressure", k=2, mode=mode)
+        assert Path(r.hits[0].path).name == "valves.md", mode
+        assert [h.rank for h in r.hits] == list(range(1, len(r.hits) + 1))
+    r = s.search("搅拌电机", k=1, mode="bm25")
+    assert Path(r.hits[0].path).name == "中文.md"
+    ids = [h.chunk_id for h in s.search("pump valve", k=10).hits]
+    assert len(ids) == len(set(ids))  # deduplicated by chunk
+
+
+def test_path_filter_and_errors(small_kb, tmp_path):
+    kb, emb = small_kb
+    s = Searcher(kb, lambda: emb)
+    r = s.search("pump valve", k=5, path_glob="valves.md")
+    assert {Path(h.path).name for h in r.hits} == {"valves.md"}
+    assert s.search("pump", k=5, path_glob="*.pdf").hits == []
+    with pytest.raises(QueryError, match="no searchable terms"):
+        s.search("the of and", mode="bm25")
+    empty = KnowledgeBase(tmp_path / "empty")
+    with empty.writer():
+        pass
+    with pytest.raises(QueryError, match="empty"):
+        Searcher(empty, lambda: emb).search("anything")
+
+
+@pytest.fixture(scope="module")
+def sample_searcher(tmp_path_factory, minilm):
+    kb = KnowledgeBase(tmp_path_factory.mktemp("q") / "kb")
+    ingest(kb, IngestOptions(paths=[SAMPLE_DOCS], workers=0), "minilm", lambda: minilm, minilm.model_id)
+    return Searcher(kb, lambda: minilm)
+
+
+def _matches(hit, q) -> bool:
+    if Path(hit.path).name != q["file"]:
+        return False
+    loc = q["location"]
+    if loc.startswith("p."):
+        return hit.page is not None and hit.page <= int(loc[2:]) <= (hit.page_end or hit.page)
+    if loc.startswith("slide "):
+        return hit.slide == int(loc.split()[1])
+    if loc == "-":
+        return True
+    return hit.heading.endswith(loc)
+
+
+QUESTIONS, OFF_TOPIC = load_questions()
+
+
+@pytest.mark.parametrize("q", [q for q in QUESTIONS if q["lang"] in ("en", "zh")], ids=lambda q: q["id"])
+def test_sample_question_found_in_top_3(sample_searcher, q):
+    hits = sample_searcher.search(q["question"], k=3).hits
+    assert any(_matches(h, q) for h in hits), [(Path(h.path).name, h.location, h.heading) for h in hits]
