@@ -42,6 +42,12 @@ def user_config_file() -> Path:
     return config_dir() / "config.toml"
 
 
+def models_dir(settings: "Settings | None" = None) -> Path:
+    """Where kb keeps models it assembled or downloaded (`models_dir` setting, else <data dir>/models)."""
+    configured = settings.values.get("models_dir") if settings is not None else os.environ.get("KB_MODELS_DIR")
+    return Path(configured).expanduser() if configured else data_dir() / "models"
+
+
 def resolve_kb_path(spec: str | None) -> Path:
     """`--kb` / `KB_HOME`: a path (contains a separator or starts with . or ~) is taken as is;
     a bare name is a knowledge base under the user data dir."""
@@ -75,6 +81,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("lock_timeout", float, 0.0,
            "seconds a writer waits for another kb process holding the knowledge base", minimum=0),
     Option("workers", int, 1, "extraction worker processes (0: extract in the main process)", minimum=0),
+    # answering (kb ask, kb shell)
+    Option("llm_model", str, "qwen2.5-coder-1.5b",
+           "answering model: a packaged preset (qwen2.5-coder-1.5b, tiny) or a path to a .gguf file"),
+    Option("models_dir", str, "", "where kb keeps assembled and downloaded models (empty: <data dir>/models)"),
+    Option("n_ctx", int, 4096, "the LLM's context window in tokens", minimum=512),
+    Option("gpu_layers", int, -1,
+           "layers offloaded to the GPU (-1: all when this llama.cpp build can offload, else 0)", minimum=-1),
+    Option("threads", int, 0, "CPU threads for the LLM (0: the physical cores)", minimum=0),
+    Option("max_answer_tokens", int, 512, "longest answer the LLM may write, in tokens", minimum=16),
+    Option("temperature", float, 0.1, "LLM sampling temperature (0: greedy)", minimum=0),
+    Option("fusion", str, "auto",
+           "RAG-Fusion query variants: auto (only when the first retrieval is not confident), on, off",
+           choices=("auto", "on", "off")),
+    Option("variants", int, 3, "query variants the LLM writes for RAG-Fusion", minimum=1),
+    Option("top_k", int, 6, "passages retrieved for an answer (the context holds what fits)", minimum=1),
 )
 OPTION_BY_KEY = {o.key: o for o in OPTIONS}
 
