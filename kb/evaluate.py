@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_KS",
     "available_splits",
     "load_beir",
+    "replace_queries",
     "dedupe",
     "ndcg_at_k",
     "recall_at_k",
@@ -107,6 +108,22 @@ def load_beir(dataset_dir: Path, split: str = "test") -> BeirDataset:
             "text": str(obj.get("text") or ""),
         }
     return BeirDataset(corpus=corpus, queries=queries, qrels=qrels)
+
+
+def replace_queries(dataset: BeirDataset, queries_path: Path) -> BeirDataset:
+    """Evaluate other wordings of the judged queries (e.g. translations): `queries_path` is a queries.jsonl whose
+    ids are query ids of the split; only those queries are kept, with the new text and the split's judgements."""
+    path = Path(queries_path)
+    if not path.is_file():
+        raise ValueError(f"queries file {path} not found")
+    texts = {_id_of(obj, path, lineno): str(obj.get("text") or "") for lineno, obj in _read_jsonl(path)}
+    unknown = [qid for qid in texts if qid not in dataset.qrels]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise ValueError(f"{len(unknown)} query id(s) in {path} are not judged in this split: {shown}")
+    dataset.queries = texts
+    dataset.qrels = {qid: dataset.qrels[qid] for qid in texts}
+    return dataset
 
 
 def _read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:

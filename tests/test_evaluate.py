@@ -19,6 +19,7 @@ from kb.evaluate import (
     ndcg_at_k,
     percentile,
     recall_at_k,
+    replace_queries,
     score_query,
 )
 
@@ -237,6 +238,17 @@ def test_load_beir_tiny(tiny_beir):
     train = load_beir(tiny_beir, "train")
     assert train.queries == {"q3": "only judged in train"}
     assert available_splits(tiny_beir) == ["test", "train"]
+
+
+def test_replace_queries_keeps_judgements_of_the_translated_ones(tiny_beir, tmp_path):
+    translated = tmp_path / "q.en.jsonl"
+    _write_jsonl(translated, [{"_id": "q2", "text": "a Chinese question, in English"}])
+    ds = replace_queries(load_beir(tiny_beir), translated)
+    assert ds.queries == {"q2": "a Chinese question, in English"}
+    assert ds.qrels == {"q2": {"d3": 1}}
+    _write_jsonl(translated, [{"_id": "q3", "text": "judged only in train"}])
+    with pytest.raises(ValueError, match=r"not judged in this split: q3"):
+        replace_queries(load_beir(tiny_beir), translated)
 
 
 def test_load_beir_missing_split_lists_the_existing_ones(tiny_beir):
