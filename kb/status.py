@@ -63,6 +63,37 @@ def kb_documents(kb: KnowledgeBase) -> list[dict]:
     return out
 
 
+def list_kbs(current: Path) -> list[dict]:
+    """`kb kbs`: every knowledge base under `<data dir>/kbs/`, plus the current one wherever it lives,
+    from their catalogs alone. `current` is the one --kb / KB_HOME / the default selects."""
+    from kb.config import data_dir
+
+    root = data_dir() / "kbs"
+    paths = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    current = Path(current)
+    if current not in paths:
+        paths.append(current)
+    out = []
+    for path in paths:
+        info = kb_status(KnowledgeBase(path))
+        out.append({
+            "name": path.name if path.parent == root else str(path), "path": str(path), "current": path == current,
+            "exists": info["exists"], "documents": info["documents"], "documents_failed": info["documents_failed"],
+            "chunks": info["chunks"], "disk_bytes": info["disk_bytes"], "last_ingest": info["last_ingest"],
+            "embedding_model": info["embedding_model"],
+        })
+    return out
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
 def display_path(path: str) -> str:
     """Relative to the working directory when the file lies below it."""
     try:
