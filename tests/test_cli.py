@@ -36,7 +36,8 @@ def sample_kb(tmp_path_factory):
 
 def test_help_and_status_do_not_import_heavy_libraries(tmp_path):
     code = ("import sys; from kb.cli import app\n"
-            "for argv in (['--help'], ['status'], ['status', '--json'], ['list'], ['config']):\n"
+            "for argv in (['--help'], ['status'], ['status', '--json'], ['list'], ['config'], ['kbs'],"
+            " ['kbs', '--json'], ['list-kbs']):\n"
             "    try: app(argv)\n"
             "    except SystemExit: pass\n"
             "heavy = [m for m in ('torch', 'sentence_transformers', 'llama_cpp', 'transformers', 'hnswlib', 'bm25s',"
@@ -138,6 +139,43 @@ def test_config_shows_sources_and_set_validates(tmp_path):
     assert rows["chunk_overlap"]["value"] == 12 and rows["chunk_overlap"]["source"].endswith("config.toml")
     r = kb("config", "set", "chunk_overlap", "lots")
     assert r.returncode == 2 and "chunk_overlap='lots'" in r.stderr
+
+
+def test_scripting_contract_json_parses_and_pipes_stay_plain(sample_kb):
+    """Every result-printing command has --json that parses; piped output carries no ANSI escapes,
+    with or without NO_COLOR; -v adds detail on stderr only."""
+    path, _ = sample_kb
+    pipe = (f"{sys.executable} -m kb --kb {path} search 'stirring speed' --json -k 3"
+            f" | {sys.executable} -c 'import json,sys; print(len(json.load(sys.stdin)[\"results\"]))'")
+    r = subprocess.run(pipe, shell=True, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "3", r.stderr
+    for args in (("status",), ("list",), ("doctor",), ("kbs",), ("config",), ("repair",)):
+        r = kb("--kb", str(path), *args, "--json")
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        json.loads(r.stdout)
+    assert json.loads(kb("--kb", str(path), "kbs", "--json").stdout)[-1]["current"] is True
+    for env in (os.environ, dict(os.environ, NO_COLOR="1")):
+        for args in (("--help",), ("status",), ("list",), ("doctor",), ("kbs",), ("config",),
+                     ("search", "stirring speed", "-k", "2")):
+            r = kb("--kb", str(path), *args, env=env)
+            assert ANSI not in r.stdout and ANSI not in r.stderr, args
+    r = kb("--kb", str(path), "-v", "search", "stirring speed", "--json", "-k", "1")
+    assert len(json.loads(r.stdout)["results"]) == 1 and " ms" in r.stderr
+
+
+def test_no_results_exit_3_whatever_the_output_format(sample_kb):
+    path, _ = sample_kb
+    r = kb("--kb", str(path), "search", "stirring", "--path", "no-such-file*")
+    assert r.returncode == 3 and r.stdout == "" and "no results" in r.stderr
+    r = kb("--kb", str(path), "search", "stirring", "--path", "no-such-file*", "--json")
+    assert r.returncode == 3 and json.loads(r.stdout)["results"] == []
+
+
+def test_quiet_keeps_hints_off_stderr(tmp_path):
+    r = kb("--kb", str(tmp_path / "empty"), "-q", "list")
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+    r = kb("config", "set", "batch_size", "8", "--json")
+    assert json.loads(r.stdout)["value"] == 8
 
 
 WORDS = ("reactor sensor valve pump membrane culture buffer protocol sample cartridge calibration pressure "
