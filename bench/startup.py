@@ -1,5 +1,5 @@
 """Start-up time of the commands that must stay light (no torch, no llama_cpp): `kb --help`, `kb status`,
-`kb config`, `kb list`. Median wall time of N fresh processes each, plus the Python floor (`python -c pass`).
+`kb config`, `kb list`, `kb kbs`. Median wall time of N fresh processes each, plus the Python floor (`python -c pass`).
 
     python bench/startup.py [--runs 15]
 """
@@ -35,7 +35,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, KB_DATA_DIR=tmp, KB_CONFIG_DIR=tmp)
         figure("python_floor_s", wall([sys.executable, "-c", "pass"], env, args.runs), "s")
-        for name, argv in (("help", ["--help"]), ("status", ["status"]), ("config", ["config"]), ("list", ["list"])):
+        for name, argv in (("help", ["--help"]), ("status", ["status"]), ("config", ["config"]), ("list", ["list"]),
+                           ("kbs", ["kbs"])):
             figure(f"kb_{name}_s", wall([sys.executable, "-m", "kb", *argv], env, args.runs), "s")
 
 

@@ -75,22 +75,35 @@ def handle_errors(fn):
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        from kb.ingest import UsageError
-        from kb.models import ModelNotFound
-        from kb.store import KnowledgeBaseBusy, KnowledgeBaseError
-
         try:
             return fn(*args, **kwargs)
-        except (UsageError, ConfigError) as e:
-            _fail(str(e), EXIT_USAGE)
-        except KnowledgeBaseBusy as e:
-            _fail(str(e), EXIT_BUSY)
-        except (KnowledgeBaseError, ModelNotFound) as e:
-            _fail(str(e), EXIT_ERROR)
         except KeyboardInterrupt:
             _fail("interrupted; the knowledge base is as it was before this command", EXIT_INTERRUPTED)
+        except Exception as e:
+            code = _exit_code_for(e)
+            if code is None:
+                raise
+            _fail(str(e), code)
 
     return wrapper
+
+
+def _exit_code_for(e: Exception) -> int | None:
+    """The documented exit code of a library exception (None: not one kb expects). The classes are looked up
+    among modules already loaded: an exception from a module never imported cannot have happened, and
+    importing kb.ingest only to name UsageError cost every command ~30 ms of start-up."""
+
+    def loaded(module: str, *names: str) -> tuple:
+        m = sys.modules.get(module)
+        return tuple(getattr(m, n) for n in names) if m is not None else ()
+
+    if isinstance(e, (ConfigError, *loaded("kb.ingest", "UsageError"))):
+        return EXIT_USAGE
+    if isinstance(e, loaded("kb.store.knowledge_base", "KnowledgeBaseBusy")):
+        return EXIT_BUSY
+    if isinstance(e, loaded("kb.store.knowledge_base", "KnowledgeBaseError") + loaded("kb.models", "ModelNotFound")):
+        return EXIT_ERROR
+    return None
 
 
 def _fail(message: str, code: int) -> None:
@@ -287,6 +300,128 @@ def _highlight(text: str, terms: set[str]) -> str:
         last = m.end()
     parts.append(escape(text[last:]))
     return "".join(parts)
+
+
+# ---- ask ---------------------------------------------------------------------------------------
+
+def _read_question(question: str) -> str:
+    if question == "-":
+        question = sys.stdin.read()
+    question = " ".join(question.split())
+    if not question:
+        _fail("the question is empty", EXIT_USAGE)
+    return question
+
+
+@app.command()
+@handle_errors
+def ask(
+    question: str = typer.Argument(..., help="The question; - reads it from stdin."),
+    top_k: Optional[int] = typer.Option(None, "-k", "--top-k", min=1, max=50, help="Passages to retrieve."),
+    fusion: Optional[bool] = typer.Option(None, "--fusion/--no-fusion", show_default=False,
+                                          help="RAG-Fusion: the LLM writes query variants (default: only when the "
+                                               "first retrieval is not confident)."),
+    variants: Optional[int] = typer.Option(None, "--variants", min=1, max=8, help="Query variants for RAG-Fusion."),
+    path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob."),
+    model: Optional[str] = typer.Option(None, "--model", help="LLM: a preset (qwen2.5-coder-1.5b, tiny) or a .gguf."),
+    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers on the GPU (-1: all)."),
+    cpu: bool = typer.Option(False, "--cpu", help="Run the LLM on the CPU only."),
+    extractive: bool = typer.Option(False, "--extractive", help="No LLM: answer with the best matching sentences."),
+    reranker: Optional[str] = typer.Option(None, "--reranker", help="Cross-encoder to rerank with (path or id)."),
+    no_rerank: bool = typer.Option(False, "--no-rerank", help="Keep the fused order even if a reranker is set."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=16, help="Longest answer, in tokens."),
+    show_sources: bool = typer.Option(False, "--show-sources", help="List every source given to the model."),
+    no_sources: bool = typer.Option(False, "--no-sources", help="Print the answer alone."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON (see README)."),
+) -> None:
+    """Answer a question from the documents, with numbered citations (exit code 3: the documents don't say)."""
+    from kb.answer import AskOptions, open_asker
+    from kb.retrieve import QueryError
+
+    question = _read_question(question)
+    settings = _settings(llm_model=model, gpu_layers=gpu_layers, reranker="" if no_rerank else reranker)
+    options = AskOptions.from_settings(settings, top_k=top_k, variants=variants, path_glob=path,
+                                       extractive=extractive, max_tokens=max_tokens,
+                                       fusion=None if fusion is None else ("on" if fusion else "off"))
+    with _AnswerPrinter(enabled=not as_json) as printer:
+        asker = open_asker(settings, cpu=cpu, on_status=printer.status)
+        try:
+            answer = asker.ask(question, options, on_text=printer.text, on_status=printer.status)
+        except QueryError as e:
+            _fail(str(e), EXIT_USAGE)
+        finally:
+            asker.searcher.close()
+    if as_json:
+        _print_json(answer.to_dict())
+    elif not no_sources:
+        _print_sources(answer, show_all=show_sources)
+    if state.verbose:
+        err.print(" · ".join(f"{k} {v:.0f}" for k, v in answer.timings_ms.items())
+                  + (f" · {answer.tokens_per_s:.1f} tokens/s" if answer.tokens_per_s else ""), markup=False)
+    raise typer.Exit(EXIT_NO_ANSWER if answer.abstained else EXIT_OK)
+
+
+class _AnswerPrinter:
+    """Streams the answer to stdout as it is written; a spinner on stderr until the first words on a terminal,
+    plain status lines otherwise (none with -q)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.spinner = None
+        self.wrote = False
+
+    def __enter__(self):
+        if self.enabled and err.is_terminal and not state.quiet:
+            self.spinner = err.status("retrieving", spinner="dots")
+            self.spinner.start()
+        return self
+
+    def status(self, message: str) -> None:
+        if not self.enabled or state.quiet:
+            return
+        if self.spinner is not None:
+            self.spinner.update(message)
+        elif not self.wrote:
+            err.print(f"{message} …", markup=False)
+
+    def text(self, piece: str) -> None:
+        if not self.enabled:
+            return
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
+        out.print(piece, end="", markup=False, highlight=False)
+        out.file.flush()
+        self.wrote = True
+
+    def __exit__(self, *exc):
+        if self.spinner is not None:
+            self.spinner.stop()
+        if self.wrote:
+            out.print()
+        return False
+
+
+def _print_sources(answer, show_all: bool) -> None:
+    from kb.status import display_path
+
+    cited = {c.source.n: c for c in answer.citations if not c.inferred}
+    inferred = {c.source.n for c in answer.citations if c.inferred} - set(cited)
+    if answer.abstained:
+        shown, title = answer.sources[:3], "Nearest sources:"
+    elif show_all:
+        shown, title = answer.sources, "Sources:"
+    else:
+        shown, title = [s for s in answer.sources if s.n in cited or s.n in inferred], "Sources:"
+    if not shown:
+        return
+    out.print()
+    out.print(title, style="bold" if out.is_terminal else None, markup=False)
+    for s in shown:
+        where = " ".join(x for x in (display_path(s.path), s.location) if x)
+        heading = f" · {s.heading}" if s.heading else ""
+        note = " (inferred)" if s.n in inferred else ""
+        out.print(f"[{s.n}] {where}{heading}{note}", markup=False)
 
 
 # ---- eval --------------------------------------------------------------------------------------
