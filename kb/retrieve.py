@@ -39,6 +39,7 @@ class Hit:
     doc_id: int = 0
     ordinal: int = 0
     scores: dict[str, float] = field(default_factory=dict)  # per list: dense, bm25, rrf, rerank
+    ranks: dict[str, int] = field(default_factory=dict)  # rank in the original query's dense / bm25 list
 
     @property
     def location(self) -> str:
@@ -52,7 +53,7 @@ class Hit:
         return {"rank": self.rank, "score": round(self.score, 6), "path": self.path, "page": self.page,
                 "page_end": self.page_end, "slide": self.slide, "heading": self.heading,
                 "chunk_id": self.chunk_id, "title": self.title, "text": self.text,
-                "scores": {k: round(v, 6) for k, v in self.scores.items()}}
+                "scores": {k: round(v, 6) for k, v in self.scores.items()}, "ranks": self.ranks}
 
 
 @dataclass
@@ -61,6 +62,8 @@ class SearchResponse:
     mode: str
     hits: list[Hit]
     timings_ms: dict[str, float]
+    # the original query's candidate scores per list, best first (how strong the evidence is)
+    list_scores: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"query": self.query, "mode": self.mode, "results": [h.to_dict() for h in self.hits],
@@ -127,6 +130,8 @@ class Searcher:
             return SearchResponse(query, mode, [], timings)
         lists: list[list[int]] = []
         per_list_scores: dict[str, dict[int, float]] = {"dense": {}, "bm25": {}}
+        first_ranks: dict[str, dict[int, int]] = {}  # the original query's lists (queries[0])
+        list_scores: dict[str, list[float]] = {}
         if mode in ("hybrid", "bm25"):
             t = time.perf_counter()
             mask = None if allowed is None else np.isin(self.lexical.ids, np.fromiter(allowed, dtype=np.int64))
@@ -136,6 +141,9 @@ class Searcher:
                 any_terms = any_terms or bool(tokens)
                 hits = self.lexical.search(tokens, candidates, allowed=mask)
                 lists.append([i for i, _ in hits])
+                if "bm25" not in first_ranks:
+                    first_ranks["bm25"] = {i: r for r, (i, _) in enumerate(hits, 1)}
+                    list_scores["bm25"] = [sc for _, sc in hits]
                 for i, s in hits:
                     per_list_scores["bm25"][i] = max(per_list_scores["bm25"].get(i, 0.0), s)
             timings["bm25"] = (time.perf_counter() - t) * 1000
@@ -152,6 +160,9 @@ class Searcher:
             for v in vectors:
                 hits = self.dense.search(v, candidates, filter_fn=flt)
                 lists.append([i for i, _ in hits])
+                if "dense" not in first_ranks:
+                    first_ranks["dense"] = {i: r for r, (i, _) in enumerate(hits, 1)}
+                    list_scores["dense"] = [sc for _, sc in hits]
                 for i, s in hits:
                     per_list_scores["dense"][i] = max(per_list_scores["dense"].get(i, -1.0), s)
             timings["dense"] = (time.perf_counter() - t) * 1000
@@ -172,6 +183,7 @@ class Searcher:
             for name, s in per_list_scores.items():
                 if chunk_id in s:
                     hit.scores[name] = s[chunk_id]
+            hit.ranks = {name: r[chunk_id] for name, r in first_ranks.items() if chunk_id in r}
             hits.append(hit)
         if rerank and self.reranker is not None and hits:
             t = time.perf_counter()
@@ -181,7 +193,7 @@ class Searcher:
         for r, h in enumerate(hits, 1):
             h.rank = r
         timings["total"] = sum(timings.values())
-        return SearchResponse(query, mode, hits, timings)
+        return SearchResponse(query, mode, hits, timings, list_scores)
 
 
 def open_searcher(settings) -> Searcher:

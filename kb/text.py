@@ -77,6 +77,17 @@ def han_ratio(text: str) -> float:
     return len(_HAN_RE.findall(text)) / n
 
 
+def question_language(text: str) -> str:
+    """"zh" when a text is mostly Chinese, else "en": the language an answer should be written in.
+
+    Weighs Han characters (about two to a word) against Latin words, so "QF-300 的运行噪音低于多少？" is
+    Chinese and "What does 过氧乙酸 mean?" is English.
+    """
+    han = len(_HAN_RE.findall(text))
+    words = len(re.findall(r"[A-Za-z]{2,}", text))
+    return "zh" if han >= 2 and han / 2 >= words else "en"
+
+
 # --------------------------------------------------------------------------------------------------
 # Sentence splitting
 

@@ -83,6 +83,12 @@ class DenseIndex:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored (unit-length) vectors of these chunk ids, one row each."""
+        if not len(ids):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self._index.get_items([int(i) for i in ids]), dtype=np.float32)
+
     def search(self, vector: np.ndarray, k: int, filter_fn=None) -> list[tuple[int, float]]:
         """Top-k (chunk_id, cosine similarity)."""
         if self.live == 0:

@@ -1,0 +1,81 @@
+"""RAG-Fusion: the LLM rewrites the question into a few search queries; each is retrieved and all lists are
+fused with Reciprocal Rank Fusion (kb.retrieve does the fusing).
+
+Small models return junk often enough that the parsing is defensive: numbering, bullets, quotes and
+preambles are stripped; empty, duplicate, overlong and echoed lines are dropped; no usable line means the
+original question alone. One variant is asked for in the other of our two languages, which is what lets an
+English question find a Chinese passage (and the reverse) when the embedding model alone does not.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Sequence
+
+from kb.text import question_language
+
+MAX_VARIANT_CHARS = 200
+_PREFIX = re.compile(r"^\s*(?:[-*•·]+|\(?\d{1,2}[.)、:：]|\(?[a-zA-Z][.)]|(?:query|variant|查询|问题)\s*\d*\s*[:：])\s*",
+                     re.IGNORECASE)
+_PREAMBLE = re.compile(r"^(?:here (?:are|is)|sure|certainly|okay|ok\b|the following|以下是|好的|当然)", re.IGNORECASE)
+_QUOTES = "\"'“”‘’「」『』`"
+
+
+def variants_prompt(question: str, n: int) -> list[dict]:
+    lang = question_language(question)
+    other = "Chinese (简体中文)" if lang == "en" else "English"
+    own = "English" if lang == "en" else "Chinese (简体中文)"
+    system = ("You write search queries for a document search engine. Reply with the queries only, one per line, "
+              "with no numbering and no explanations.")
+    user = (f"Write {n} different search queries that would find passages answering this question. "
+            f"Use other words and synonyms than the question does. Write {max(n - 1, 1)} in {own} and 1 in "
+            f"{other}.\n\nQuestion: {question}")
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+def parse_variants(text: str, question: str, n: int) -> list[str]:
+    """The usable query lines of an LLM reply, at most `n`, never the question itself."""
+    seen = {_normalise(question)}
+    limit = max(MAX_VARIANT_CHARS, 3 * len(question))
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        for _ in range(2):  # "1. - query" and similar double prefixes
+            line = _PREFIX.sub("", line, count=1).strip()
+        line = line.strip(_QUOTES).strip()
+        if not line or len(line) > limit or _PREAMBLE.match(line) or line.endswith((":", "：")):
+            continue
+        key = _normalise(line)
+        if len(key) < 2 or key in seen:
+            continue
+        seen.add(key)
+        out.append(line)
+        if len(out) == n:
+            break
+    return out
+
+
+def generate_variants(llm, question: str, n: int, max_tokens: int = 160) -> tuple[list[str], float]:
+    """(variants, milliseconds). Greedy decoding: the same question gets the same variants."""
+    if n <= 0:
+        return [], 0.0
+    t = time.perf_counter()
+    reply = llm.chat(variants_prompt(question, n), max_tokens=max_tokens, temperature=0.0)
+    return parse_variants(reply, question, n), (time.perf_counter() - t) * 1000
+
+
+def confident(hits: Sequence) -> bool:
+    """Whether the first retrieval already found its answer, so RAG-Fusion would only cost time.
+
+    The top hit must lead both the dense and the BM25 list (a chunk both retrievers put first); see
+    docs/retrieval.md for how often that top hit is right, measured with `kb eval`.
+    """
+    if not hits:
+        return False
+    top = hits[0]
+    return top.ranks.get("dense") == 1 and top.ranks.get("bm25") == 1
