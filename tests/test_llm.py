@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -236,6 +239,36 @@ def test_closing_a_stream_early_leaves_the_model_usable(tiny):
     abandoned = tiny.stream_chat(MESSAGES, max_tokens=200, temperature=0)
     next(abandoned)  # left open: the next call closes it
     assert tiny.chat(MESSAGES, max_tokens=16, temperature=0) == answer
+
+
+def test_ctrl_c_during_generation_stops_it_and_the_model_stays_usable(tiny):
+    answer = tiny.chat(MESSAGES, max_tokens=16, temperature=0)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    pieces: list[str] = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for piece in tiny.stream_chat([{"role": "user", "content": "Write a long story about a dragon."}],
+                                          max_tokens=2000, temperature=0.7):
+                if not pieces:
+                    timer.start()  # Ctrl-C half a second into the answer
+                pieces.append(piece)
+            time.sleep(30)  # generation ended before the signal (it should not): let the signal arrive here
+    finally:
+        timer.cancel()
+        if timer.is_alive():
+            timer.join()
+        signal.signal(signal.SIGINT, previous)
+    assert tiny.last_stats["finish_reason"] == "closed" and pieces
+    assert tiny.chat(MESSAGES, max_tokens=16, temperature=0) == answer
+
+
+def test_a_damaged_gguf_fails_to_load_with_a_clear_error(tmp_path):
+    tiny_path = resolve_llm(load_settings(flags={"llm_model": "tiny"})).path
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(tiny_path.read_bytes()[:1 << 20])
+    with pytest.raises(ModelUnusable, match="could not load"):
+        load_llm(load_settings(flags={"llm_model": str(broken)}), cpu=True)
 
 
 def test_stop_strings_and_a_prompt_too_long(tiny):
