@@ -77,6 +77,22 @@ class FakeEmbedder:
         return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
 
+def fake_kb(folder: Path, files: dict, name: str = "kb"):
+    """Write `files` ({relative path: text or bytes}) under `folder`/docs and ingest them with a FakeEmbedder
+    into `folder`/`name`. Returns (KnowledgeBase, the embedder, the IngestReport)."""
+    from kb.ingest import IngestOptions, ingest
+    from kb.store import KnowledgeBase
+
+    docs = folder / "docs"
+    for rel, content in files.items():
+        (docs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (docs / rel).write_bytes(content) if isinstance(content, bytes) else (docs / rel).write_text(content)
+    emb = FakeEmbedder()
+    kb = KnowledgeBase(folder / name)
+    report = ingest(kb, IngestOptions(paths=[docs], workers=0), "fake", lambda: emb, emb.model_id)
+    return kb, emb, report
+
+
 @pytest.fixture
 def fake_embedder():
     return FakeEmbedder()

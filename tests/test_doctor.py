@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, fake_kb
 from kb import doctor
 from kb.config import load_settings
-from kb.ingest import IngestOptions, ingest
 from kb.maintenance import repair
 from kb.status import list_kbs
 from kb.store import KnowledgeBase
@@ -24,15 +23,10 @@ from kb.store import KnowledgeBase
 
 @pytest.fixture
 def small_kb(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "one.md").write_text("# One\n\nThe first note mentions zebras.\n")
-    (docs / "two.md").write_text("# Two\n\nThe second note mentions giraffes.\n")
-    (docs / "three.md").write_text("# Three\n\nThe third note mentions okapis.\n")
-    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
-    kb = KnowledgeBase(tmp_path / "kb")
-    embedder = FakeEmbedder()
-    report = ingest(kb, IngestOptions(paths=[docs], workers=0), "fake", lambda: embedder, embedder.model_id)
+    kb, _, report = fake_kb(tmp_path, {"one.md": "# One\n\nThe first note mentions zebras.\n",
+                                       "two.md": "# Two\n\nThe second note mentions giraffes.\n",
+                                       "three.md": "# Three\n\nThe third note mentions okapis.\n",
+                                       "broken.pdf": b"%PDF-1.4 garbage"})
     assert len(report.added) == 3 and len(report.failed) == 1
     return kb
 
