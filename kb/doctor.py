@@ -119,9 +119,14 @@ def check_packages() -> list[Check]:
 # ---- models --------------------------------------------------------------------------------------
 
 def check_embedding_model(settings, kb: KnowledgeBase) -> Check:
+    import sqlite3
+
     from kb.models import ModelNotFound, embedding_spec_for, resolve_embedder
 
-    meta = _recorded_meta(kb)
+    try:
+        meta = _recorded_meta(kb)
+    except sqlite3.Error:  # a damaged catalog is the catalog check's finding; judge the model alone
+        meta = {}
     spec = embedding_spec_for(settings.embedding_model, settings.sources["embedding_model"],
                               meta.get("embedding_spec"))
     try:

@@ -115,6 +115,8 @@ def test_a_damaged_catalog_is_an_error(small_kb):
     checks = doctor.check_knowledge_base(small_kb)
     assert [c.name for c in checks] == ["catalog"] and checks[0].status == "error"
     assert "backup" in checks[0].fix
+    errors = [c["name"] for c in doctor.run_checks(load_settings(str(small_kb.path))) if c["status"] == "error"]
+    assert errors == ["catalog"]  # reported once, not again by every check that reads the catalog
 
 
 def test_embedding_model_matches_or_says_how_to_re_embed(tmp_path, small_kb):
