@@ -325,30 +325,46 @@ def cited_numbers(text: str) -> list[int]:
     return [int(n) for n in dict.fromkeys(re.findall(r"\[(\d+)\]", text))]
 
 
+def claims(answer: str) -> list[str]:
+    """The answer's sentences, each with the citation markers written after its full stop ("… 1,850 rpm. [2]")."""
+    out: list[str] = []
+    for sentence in split_sentences(answer):
+        lead = re.match(r"\s*(?:\[\d+\][\s.,;:。，；]*)+", sentence)
+        if out and lead:
+            out[-1] = f"{out[-1]} {lead.group(0).strip()}"
+            sentence = sentence[lead.end():]
+        if sentence.strip():
+            out.append(sentence.strip())
+    return out
+
+
 INFER_MIN_OVERLAP = 0.5  # share of an uncited sentence's words found in a source (see docs/answering.md)
 
 
 def infer_citations(answer: str, sources: Sequence[Source], source_vectors=None, embed=None) -> list[tuple[str, Source]]:
-    """For each answer sentence that cites nothing, the source it was drawn from, if any is clear enough: the
-    source sharing most of the sentence's words (BM25 tokens), ties and near-ties broken by embedding
-    similarity when vectors are at hand."""
+    """For each answer sentence that cites nothing, or cites only sources that do not contain its words, the
+    source it was drawn from, if one is clear enough: the source sharing most of the sentence's words (BM25
+    tokens, without the citation markers), near-ties broken by embedding similarity when vectors are at hand."""
     out: list[tuple[str, Source]] = []
     if not sources:
         return out
     source_tokens = [set(tokenize(s.text)) for s in sources]
-    for sentence in split_sentences(answer):
-        if re.search(r"\[\d+\]", sentence) or _DECLINE.match(sentence):
+    index_of = {s.n: i for i, s in enumerate(sources)}
+    for sentence in claims(answer):
+        if _DECLINE.match(sentence):
             continue
-        words = set(tokenize(sentence))
+        cited = [index_of[int(n)] for n in re.findall(r"\[(\d+)\]", sentence) if int(n) in index_of]
+        text = re.sub(r"\[\d+\]", " ", sentence)
+        words = set(tokenize(text))
         if len(words) < 2:
             continue
         overlaps = [len(words & st) / len(words) for st in source_tokens]
         best = max(overlaps)
-        if best < INFER_MIN_OVERLAP:
+        if best < INFER_MIN_OVERLAP or any(overlaps[i] >= INFER_MIN_OVERLAP for i in cited):
             continue
         candidates = [i for i, o in enumerate(overlaps) if o >= best - 0.1]
         if len(candidates) > 1 and source_vectors is not None and embed is not None:
-            v = embed(sentence)
+            v = embed(text)
             i = max(candidates, key=lambda j: (float(source_vectors[j] @ v), overlaps[j]))
         else:
             i = max(candidates, key=lambda j: overlaps[j])
@@ -377,6 +393,41 @@ def extractive_answer(question: str, sources: Sequence[Source], max_sentences: i
     picked = sorted(scored[:max_sentences], key=lambda x: (x[1], x[2]))
     lines = [f"{sentence} [{n}]" for _, n, _, sentence in picked]
     return "\n".join(lines), sorted({n for _, n, _, _ in picked})
+
+
+class LoopGuard:
+    """Notices a small model repeating itself ("The answer is: 10 °C." over and over) so generation can stop."""
+
+    MAX_REPEATS = 2
+
+    def __init__(self):
+        self.pending = ""
+        self.counts: dict[str, int] = {}
+
+    def looping(self, piece: str) -> bool:
+        self.pending += piece
+        *done, self.pending = re.split(r"(?<=[.!?。！？\n])", self.pending)
+        for sentence in done:
+            key = re.sub(r"\W+", "", sentence.casefold())
+            if len(key) < 4:
+                continue
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if self.counts[key] > self.MAX_REPEATS:
+                return True
+        return False
+
+
+def drop_repeated_lines(text: str) -> str:
+    """The text with every line that repeats an earlier one removed (what LoopGuard let through)."""
+    seen: set[str] = set()
+    kept = []
+    for line in text.split("\n"):
+        key = re.sub(r"\W+", "", line.casefold())
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept))
 
 
 # ---- the whole flow ------------------------------------------------------------------------------
@@ -455,6 +506,7 @@ class Asker:
         parts: list[str] = []
         stream = llm.stream_chat(messages_for(question, answer.sources, lang), max_tokens=options.max_tokens,
                                  temperature=options.temperature)
+        loop = LoopGuard()
         try:
             for piece in stream:
                 text = flt.feed(piece)
@@ -462,6 +514,8 @@ class Asker:
                     parts.append(text)
                     if on_text:
                         on_text(text)
+                if loop.looping(piece):
+                    break
         finally:
             close: Callable[[], None] | None = getattr(stream, "close", None)
             if close:
@@ -471,7 +525,7 @@ class Asker:
             parts.append(tail)
             if on_text:
                 on_text(tail)
-        answer.answer = "".join(parts).strip()
+        answer.answer = drop_repeated_lines("".join(parts)).strip()
         stats = dict(getattr(llm, "last_stats", {}) or {})
         answer.timings_ms.update({k: float(stats[k]) for k in ("prompt_tokens", "first_token_ms") if k in stats})
         if "first_token_ms" in answer.timings_ms:

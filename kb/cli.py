@@ -382,7 +382,7 @@ class _AnswerPrinter:
         if self.spinner is not None:
             self.spinner.update(message)
         elif not self.wrote:
-            err.print(f"{message} …", markup=False)
+            err.print(message if message.endswith(("…", "%")) else f"{message} …", markup=False)
 
     def text(self, piece: str) -> None:
         if not self.enabled:

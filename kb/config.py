@@ -81,6 +81,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("lock_timeout", float, 0.0,
            "seconds a writer waits for another kb process holding the knowledge base", minimum=0),
     Option("workers", int, 1, "extraction worker processes (0: extract in the main process)", minimum=0),
+    # retrieval (chosen with `kb eval`; see docs/retrieval.md)
+    Option("rrf_k", int, 60, "Reciprocal Rank Fusion constant k: score = sum of weight / (k + rank)", minimum=1),
+    Option("candidates", int, 50, "candidates taken from each list (dense, BM25) before fusion", minimum=1),
+    Option("bm25_weight", float, 1.0, "weight of the BM25 lists in the fusion (dense lists weigh 1)", minimum=0),
     # answering (kb ask, kb shell)
     Option("llm_model", str, "qwen2.5-coder-1.5b",
            "answering model: a packaged preset (qwen2.5-coder-1.5b, tiny) or a path to a .gguf file"),

@@ -509,6 +509,9 @@ CHATML_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['rol
                    "{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 _CACHE: dict[tuple, "LLM"] = {}
+# Small models loop ("The answer is: … The answer is: …"); a mild penalty on recent tokens stops most of it
+# without hurting answers that must repeat a number or a name.
+REPEAT_PENALTY = 1.1
 
 
 class LLM:
@@ -554,7 +557,7 @@ class LLM:
         return self._llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     def stream_chat(self, messages: list[dict], max_tokens: int, temperature: float = 0.1,
-                    stop: list[str] | None = None) -> Iterator[str]:
+                    stop: list[str] | None = None, repeat_penalty: float = REPEAT_PENALTY) -> Iterator[str]:
         """Yield the answer's text pieces as they are generated.
 
         Closing the generator (break, .close(), Ctrl-C) stops generation after the current token; the model
@@ -563,10 +566,10 @@ class LLM:
         """
         if self._active is not None:
             self._active.close()
-        self._active = self._stream(messages, max_tokens, temperature, list(stop or []))
+        self._active = self._stream(messages, max_tokens, temperature, list(stop or []), repeat_penalty)
         return self._active
 
-    def _stream(self, messages, max_tokens, temperature, stop) -> Iterator[str]:
+    def _stream(self, messages, max_tokens, temperature, stop, repeat_penalty) -> Iterator[str]:
         started = time.perf_counter()
         tokens = self.prompt_tokens(messages)
         room = self.n_ctx - len(tokens)
@@ -583,7 +586,8 @@ class LLM:
         first = None
         finish = "closed"
         pieces = self._llama.create_completion(prompt=tokens, max_tokens=min(max_tokens, room),
-                                               temperature=temperature, stop=stop + self._stops,
+                                               temperature=temperature, repeat_penalty=repeat_penalty,
+                                               stop=stop + self._stops,
                                                stopping_criteria=StoppingCriteriaList([count]), stream=True)
         try:
             for chunk in pieces:
@@ -610,8 +614,8 @@ class LLM:
             }
 
     def chat(self, messages: list[dict], max_tokens: int, temperature: float = 0.1,
-             stop: list[str] | None = None) -> str:
-        return "".join(self.stream_chat(messages, max_tokens, temperature, stop))
+             stop: list[str] | None = None, repeat_penalty: float = REPEAT_PENALTY) -> str:
+        return "".join(self.stream_chat(messages, max_tokens, temperature, stop, repeat_penalty))
 
 
 def effective_gpu_layers(requested: int, cpu: bool = False) -> int:

@@ -83,8 +83,9 @@ def rrf(ranked_lists: Sequence[Sequence[int]], k: int = RRF_K, weights: Sequence
 
 class Searcher:
     def __init__(self, kb: KnowledgeBase, embedder_factory: Callable[[], object] | None = None,
-                 reranker=None):
+                 reranker=None, rrf_k: int = RRF_K, candidates: int = CANDIDATES, bm25_weight: float = 1.0):
         self.kb = kb
+        self.rrf_k, self.candidates, self.bm25_weight = rrf_k, candidates, bm25_weight
         self._embedder_factory = embedder_factory
         self._embedder = None
         self.reranker = reranker
@@ -114,7 +115,7 @@ class Searcher:
         return {r[0] for r in self._catalog.conn.execute(f"SELECT id FROM chunks WHERE doc_id IN ({q})",
                                                          [d[0] for d in docs])}
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid", candidates: int = CANDIDATES,
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", candidates: int | None = None,
                path_glob: str | None = None, rerank: bool = True, extra_queries: Sequence[str] = ()
                ) -> SearchResponse:
         from kb.text import tokenize
@@ -124,11 +125,13 @@ class Searcher:
         if self.generation == 0 or self.lexical is None or len(self.lexical) == 0:
             raise QueryError(f"the knowledge base at {self.kb.path} is empty; add documents with `kb ingest PATH`")
         timings: dict[str, float] = {}
+        candidates = candidates or self.candidates
         queries = [query, *extra_queries]
         allowed = self._allowed_ids(path_glob)
         if allowed is not None and not allowed:
             return SearchResponse(query, mode, [], timings)
         lists: list[list[int]] = []
+        weights: list[float] = []
         per_list_scores: dict[str, dict[int, float]] = {"dense": {}, "bm25": {}}
         first_ranks: dict[str, dict[int, int]] = {}  # the original query's lists (queries[0])
         list_scores: dict[str, list[float]] = {}
@@ -141,6 +144,7 @@ class Searcher:
                 any_terms = any_terms or bool(tokens)
                 hits = self.lexical.search(tokens, candidates, allowed=mask)
                 lists.append([i for i, _ in hits])
+                weights.append(self.bm25_weight)
                 if "bm25" not in first_ranks:
                     first_ranks["bm25"] = {i: r for r, (i, _) in enumerate(hits, 1)}
                     list_scores["bm25"] = [sc for _, sc in hits]
@@ -160,6 +164,7 @@ class Searcher:
             for v in vectors:
                 hits = self.dense.search(v, candidates, filter_fn=flt)
                 lists.append([i for i, _ in hits])
+                weights.append(1.0)
                 if "dense" not in first_ranks:
                     first_ranks["dense"] = {i: r for r, (i, _) in enumerate(hits, 1)}
                     list_scores["dense"] = [sc for _, sc in hits]
@@ -167,7 +172,7 @@ class Searcher:
                     per_list_scores["dense"][i] = max(per_list_scores["dense"].get(i, -1.0), s)
             timings["dense"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        fused = rrf(lists) if len(lists) > 1 else [(i, 1.0 / (RRF_K + r)) for r, i in enumerate(lists[0], 1)]
+        fused = rrf(lists, self.rrf_k, weights)
         timings["fuse"] = (time.perf_counter() - t) * 1000
         top = fused[: max(k, self.reranker.max_candidates) if (rerank and self.reranker) else k]
         rows = self._catalog.chunks_by_ids([i for i, _ in top])
@@ -179,10 +184,13 @@ class Searcher:
             hit = Hit(chunk_id=chunk_id, score=score, path=row.path, title=row.title, text=row.text,
                       page=row.page_start, page_end=row.page_end, slide=row.slide, heading=row.heading_path,
                       doc_id=row.doc_id, ordinal=row.ordinal)
-            hit.scores["rrf" if len(lists) > 1 else mode] = score
+            if len(lists) > 1:
+                hit.scores["rrf"] = score
             for name, s in per_list_scores.items():
                 if chunk_id in s:
                     hit.scores[name] = s[chunk_id]
+            if len(lists) == 1:  # one list: its own score says more than a rank-derived one
+                hit.score = hit.scores[mode]
             hit.ranks = {name: r[chunk_id] for name, r in first_ranks.items() if chunk_id in r}
             hits.append(hit)
         if rerank and self.reranker is not None and hits:
@@ -214,4 +222,5 @@ def open_searcher(settings) -> Searcher:
         reranker = CrossEncoderReranker(settings.reranker, device=pick_device(settings.device),
                                         allow_network=settings.allow_network)
     return Searcher(kb, lambda: load_embedder(spec, device=settings.device, allow_network=settings.allow_network),
-                    reranker=reranker)
+                    reranker=reranker, rrf_k=settings.rrf_k, candidates=settings.candidates,
+                    bm25_weight=settings.bm25_weight)

@@ -16,8 +16,10 @@ from kb.answer import (
     Asker,
     AskOptions,
     CitationFilter,
+    LoopGuard,
     Source,
     build_sources,
+    drop_repeated_lines,
     extractive_answer,
     format_source,
     infer_citations,
@@ -49,6 +51,15 @@ def test_citation_filter_flushes_an_unfinished_bracket():
     flt = CitationFilter({1})
     assert flt.feed("ends with [") == "ends with "
     assert flt.flush() == "["
+
+
+def test_loop_guard_stops_a_model_repeating_itself():
+    text = "Speed is 1,850 rpm [1].\n\nThe answer is: 10 °C.\n\nThe answer is: 10 °C.\n\nThe answer is: 10 °C.\n\nx"
+    guard = LoopGuard()
+    stop = next(i for i in range(0, len(text), 3) if guard.looping(text[i:i + 3]))
+    assert text.count("The answer is", 0, stop + 3) == 3
+    assert not any(LoopGuard().looping(p) for p in ("One. ", "Two. ", "One more. ", "Two more."))
+    assert drop_repeated_lines(text[:stop + 3]).strip() == "Speed is 1,850 rpm [1].\n\nThe answer is: 10 °C."
 
 
 def hit(cid, doc, ordinal, text, page=None, slide=None, heading="", score=1.0, rank=1):
@@ -109,6 +120,10 @@ def test_infer_citations_by_word_overlap():
                Source(2, "/b.md", None, None, None, None, "", [2], "Support requests go to the help desk.", 1, 2)]
     found = infer_citations("The warranty lasts 27 months. It is sunny today. Support is by email [2].", sources)
     assert [(sentence, s.n) for sentence, s in found] == [("The warranty lasts 27 months.", 1)]
+    # a citation written after the full stop belongs to the sentence before it; a wrong one gets the right
+    # source added (the model's own stays in the text)
+    found = infer_citations("The warranty lasts 27 months. [2] Support requests go to the desk. [2]", sources)
+    assert [(sentence, s.n) for sentence, s in found] == [("The warranty lasts 27 months. [2]", 1)]
 
 
 def test_extractive_answer_picks_matching_sentences_with_citations():

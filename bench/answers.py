@@ -1,0 +1,120 @@
+"""Answer quality on sample_docs/QUESTIONS.md: for each question, does `kb ask` cite the expected file and
+location, does it at least retrieve it among its sources, does the answer contain the expected fact; do the
+off-topic questions abstain. One figure per line, per model.
+
+    python bench/answers.py [--models qwen2.5-coder-1.5b tiny] [--embedding-model e5] [--fusion auto]
+                            [--show]   (--show prints every answer)
+
+Runs in-process with the real packaged models (the embedding model of the default config unless given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, figure  # noqa: E402
+
+SAMPLE = REPO / "sample_docs"
+
+
+def load_questions():
+    spec = importlib.util.spec_from_file_location("check_questions", SAMPLE / "check_questions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.parse_tables((SAMPLE / "QUESTIONS.md").read_text(encoding="utf-8"))
+
+
+def location_matches(item: dict, q: dict) -> bool:
+    """`item`: a citation or source dict of `kb ask --json`."""
+    if Path(item["path"]).name != q["file"]:
+        return False
+    loc = q["location"]
+    if loc.startswith("p."):
+        return item["page"] is not None and item["page"] <= int(loc[2:]) <= (item.get("page_end") or item["page"])
+    if loc.startswith("slide "):
+        return item["slide"] == int(loc.split()[1])
+    return loc == "-" or (item.get("heading") or "").endswith(loc)
+
+
+def _digits(text: str) -> list[str]:
+    return re.findall(r"\d+(?:\.\d+)?", text.replace(",", ""))
+
+
+def contains_fact(answer: str, expected: str) -> bool:
+    """The expected fact is in the answer: every number of it (units and wording may differ), else the words."""
+    numbers = _digits(expected)
+    if numbers:
+        have = set(_digits(answer))
+        return all(n in have for n in numbers)
+    squash = lambda t: re.sub(r"[\s\-_·.,，。]+", "", t).casefold()  # noqa: E731
+    return squash(expected) in squash(answer)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", nargs="+", default=["qwen2.5-coder-1.5b", "tiny"])
+    ap.add_argument("--embedding-model", default=None)
+    ap.add_argument("--fusion", default="auto", choices=("auto", "on", "off"))
+    ap.add_argument("--show", action="store_true")
+    args = ap.parse_args()
+
+    from kb.answer import Asker, AskOptions
+    from kb.config import load_settings
+    from kb.ingest import IngestOptions, ingest_with_settings
+    from kb.llm import load_llm
+    from kb.retrieve import open_searcher
+
+    questions, off_topic = load_questions()
+    with tempfile.TemporaryDirectory() as tmp:
+        flags = {"embedding_model": args.embedding_model} if args.embedding_model else {}
+        settings = load_settings(str(Path(tmp) / "kb"), flags)
+        ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[SAMPLE]))
+        searcher = open_searcher(settings)
+        for model in args.models:
+            settings.values["llm_model"] = model
+            llm = load_llm(settings)
+            asker = Asker(searcher, lambda: llm)
+            options = AskOptions.from_settings(settings, fusion=args.fusion)
+            cited = retrieved = fact = 0
+            latencies, speeds = [], []
+            for q in questions:
+                a = asker.ask(q["question"], options).to_dict()
+                latencies.append(a["timings_ms"]["total"])
+                if a["tokens_per_s"]:
+                    speeds.append(a["tokens_per_s"])
+                c = any(location_matches(x, q) for x in a["citations"])
+                r = any(location_matches(x, q) for x in a["sources"])
+                f = contains_fact(a["answer"], q["answer"])
+                cited, retrieved, fact = cited + c, retrieved + (c or r), fact + f
+                if args.show:
+                    print(f"# {q['id']} cited={c} retrieved={r} fact={f} abstained={a['abstained']} "
+                          f"queries={a['queries']}\n#   Q: {q['question']}\n#   A: {a['answer']!r}", flush=True)
+            abstained = 0
+            for q in off_topic:
+                a = asker.ask(q["question"], options).to_dict()
+                abstained += a["abstained"]
+                if args.show:
+                    print(f"# {q['id']} abstained={a['abstained']} ({a['abstain_reason']})\n"
+                          f"#   Q: {q['question']}\n#   A: {a['answer']!r}", flush=True)
+            name = os.path.basename(model).replace(".gguf", "")
+            n = len(questions)
+            figure(f"{name}_cited_expected", cited / n)
+            figure(f"{name}_cited_or_retrieved_expected", retrieved / n)
+            figure(f"{name}_answer_contains_fact", fact / n)
+            figure(f"{name}_offtopic_abstained", abstained / len(off_topic))
+            figure(f"{name}_p50_seconds", statistics.median(latencies) / 1000, "s")
+            if speeds:
+                figure(f"{name}_generation_tokens_per_s", statistics.median(speeds))
+        searcher.close()
+
+
+if __name__ == "__main__":
+    main()
