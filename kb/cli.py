@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
-from rich.console import Console
 
 from kb import __version__
 from kb.config import ConfigError, load_settings
+from kb.render import err, out
 
 # Exit codes, identical across commands (documented in README.md).
 EXIT_OK = 0
@@ -39,9 +39,6 @@ app.add_typer(config_app, name="config")
 models_app = typer.Typer(help="The models in use and the packaged alternatives; pull one from the hub.",
                          invoke_without_command=True, no_args_is_help=False)
 app.add_typer(models_app, name="models")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class State:
@@ -237,8 +234,8 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Find the passages that match a query (retrieval only, no LLM)."""
+    from kb.render import render_hits
     from kb.retrieve import MODES, QueryError, open_searcher
-    from kb.status import display_path
 
     if mode not in MODES:
         _fail(f"--mode must be one of: {', '.join(MODES)} (got {mode!r})", EXIT_USAGE)
@@ -255,51 +252,13 @@ def search(
     if as_json:
         _print_json(response.to_dict())
     elif response.hits:
-        _render_hits(response, display_path)
+        render_hits(response)
     if state.verbose:
         err.print(" · ".join(f"{k} {v:.1f} ms" for k, v in response.timings_ms.items()), markup=False)
     if not response.hits:
         if not as_json:
             err.print("no results", markup=False)
         raise typer.Exit(EXIT_NO_ANSWER)
-
-
-def _render_hits(response, display_path) -> None:
-    from rich.markup import escape
-
-    from kb.text import tokenize
-
-    terms = {t for t in tokenize(response.query, stem=False) if len(t) > 1}
-    for h in response.hits:
-        where = " ".join(x for x in (display_path(h.path), h.location) if x)
-        heading = f" · {h.heading}" if h.heading else ""
-        snippet = " ".join(h.text.split())
-        if len(snippet) > 300:
-            snippet = snippet[:300] + "…"
-        if out.is_terminal:
-            out.print(f"[bold]{h.rank:>2}.[/] [cyan]{escape(where)}[/][dim]{escape(heading)}  {h.score:.4f}[/]")
-            out.print("    " + _highlight(snippet, terms))
-        else:
-            out.print(f"{h.rank}. {where}{heading}  ({h.score:.4f})", markup=False)
-            out.print(f"    {snippet}", markup=False)
-
-
-def _highlight(text: str, terms: set[str]) -> str:
-    """Bold the query's words in a snippet (rich markup; the rest is escaped)."""
-    import re
-
-    from rich.markup import escape
-
-    if not terms:
-        return escape(text)
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
-    parts, last = [], 0
-    for m in pattern.finditer(text):
-        parts.append(escape(text[last:m.start()]))
-        parts.append(f"[bold yellow]{escape(m.group(0))}[/]")
-        last = m.end()
-    parts.append(escape(text[last:]))
-    return "".join(parts)
 
 
 # ---- ask ---------------------------------------------------------------------------------------
@@ -336,6 +295,7 @@ def ask(
 ) -> None:
     """Answer a question from the documents, with numbered citations (exit code 3: the documents don't say)."""
     from kb.answer import AskOptions, open_asker
+    from kb.render import AnswerPrinter, print_sources
     from kb.retrieve import QueryError
 
     question = _read_question(question)
@@ -343,7 +303,7 @@ def ask(
     options = AskOptions.from_settings(settings, top_k=top_k, variants=variants, path_glob=path,
                                        extractive=extractive, max_tokens=max_tokens,
                                        fusion=None if fusion is None else ("on" if fusion else "off"))
-    with _AnswerPrinter(enabled=not as_json) as printer:
+    with AnswerPrinter(enabled=not as_json, quiet=state.quiet) as printer:
         asker = open_asker(settings, cpu=cpu, on_status=printer.status)
         try:
             answer = asker.ask(question, options, on_text=printer.text, on_status=printer.status)
@@ -354,74 +314,11 @@ def ask(
     if as_json:
         _print_json(answer.to_dict())
     elif not no_sources:
-        _print_sources(answer, show_all=show_sources)
+        print_sources(answer, show_all=show_sources)
     if state.verbose:
         err.print(" · ".join(f"{k} {v:.0f}" for k, v in answer.timings_ms.items())
                   + (f" · {answer.tokens_per_s:.1f} tokens/s" if answer.tokens_per_s else ""), markup=False)
     raise typer.Exit(EXIT_NO_ANSWER if answer.abstained else EXIT_OK)
-
-
-class _AnswerPrinter:
-    """Streams the answer to stdout as it is written; a spinner on stderr until the first words on a terminal,
-    plain status lines otherwise (none with -q)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.spinner = None
-        self.wrote = False
-
-    def __enter__(self):
-        if self.enabled and err.is_terminal and not state.quiet:
-            self.spinner = err.status("retrieving", spinner="dots")
-            self.spinner.start()
-        return self
-
-    def status(self, message: str) -> None:
-        if not self.enabled or state.quiet:
-            return
-        if self.spinner is not None:
-            self.spinner.update(message)
-        elif not self.wrote:
-            err.print(message if message.endswith(("…", "%")) else f"{message} …", markup=False)
-
-    def text(self, piece: str) -> None:
-        if not self.enabled:
-            return
-        if self.spinner is not None:
-            self.spinner.stop()
-            self.spinner = None
-        out.print(piece, end="", markup=False, highlight=False)
-        out.file.flush()
-        self.wrote = True
-
-    def __exit__(self, *exc):
-        if self.spinner is not None:
-            self.spinner.stop()
-        if self.wrote:
-            out.print()
-        return False
-
-
-def _print_sources(answer, show_all: bool) -> None:
-    from kb.status import display_path
-
-    cited = {c.source.n: c for c in answer.citations if not c.inferred}
-    inferred = {c.source.n for c in answer.citations if c.inferred} - set(cited)
-    if answer.abstained:
-        shown, title = answer.sources[:3], "Nearest sources:"
-    elif show_all:
-        shown, title = answer.sources, "Sources:"
-    else:
-        shown, title = [s for s in answer.sources if s.n in cited or s.n in inferred], "Sources:"
-    if not shown:
-        return
-    out.print()
-    out.print(title, style="bold" if out.is_terminal else None, markup=False)
-    for s in shown:
-        where = " ".join(x for x in (display_path(s.path), s.location) if x)
-        heading = f" · {s.heading}" if s.heading else ""
-        note = " (inferred)" if s.n in inferred else ""
-        out.print(f"[{s.n}] {where}{heading}{note}", markup=False)
 
 
 # ---- eval --------------------------------------------------------------------------------------

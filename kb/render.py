@@ -1,0 +1,147 @@
+"""Terminal rendering that `kb ask`, `kb search` and `kb shell` share: the two consoles, the streamed answer with
+its spinner, the sources list, search hits.
+
+Rich on a terminal (colour, a spinner), plain lines when piped. Only rich is imported at the top, so the CLI
+still starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from rich.console import Console
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class AnswerPrinter:
+    """Streams the answer to stdout as it is written; a spinner on stderr until the first words on a terminal,
+    plain status lines otherwise (none when quiet)."""
+
+    def __init__(self, enabled: bool, quiet: bool = False):
+        self.enabled = enabled
+        self.quiet = quiet
+        self.spinner = None
+        self.wrote = False
+
+    def __enter__(self):
+        if self.enabled and err.is_terminal and not self.quiet:
+            self.spinner = err.status("retrieving", spinner="dots")
+            self.spinner.start()
+        return self
+
+    def status(self, message: str) -> None:
+        if not self.enabled or self.quiet:
+            return
+        if self.spinner is not None:
+            self.spinner.update(message)
+        elif not self.wrote:
+            err.print(message if message.endswith(("…", "%")) else f"{message} …", markup=False)
+
+    def note(self, message: str) -> None:
+        """A line on stderr that stays (unlike a status), e.g. what a follow-up question was rewritten into."""
+        if self.enabled and not self.quiet:
+            err.print(message, style="dim" if err.is_terminal else None, markup=False)
+
+    def text(self, piece: str) -> None:
+        if not self.enabled:
+            return
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
+        out.print(piece, end="", markup=False, highlight=False)
+        out.file.flush()
+        self.wrote = True
+
+    def __exit__(self, *exc):
+        if self.spinner is not None:
+            self.spinner.stop()
+        if self.wrote:
+            out.print()
+        return False
+
+
+def _where(s) -> tuple[str, str]:
+    """(`file p.3`, ` · heading`) of a source or a search hit."""
+    from kb.status import display_path
+
+    return " ".join(x for x in (display_path(s.path), s.location) if x), f" · {s.heading}" if s.heading else ""
+
+
+def source_label(s) -> str:
+    """`file p.3 · heading`: where a source (or a search hit) comes from."""
+    return "".join(_where(s))
+
+
+def print_source_list(title: str, sources: Iterable, inferred: set[int] = frozenset()) -> None:
+    """A title and one `[n] file p.3 · heading` line per source."""
+    out.print()
+    out.print(title, style="bold" if out.is_terminal else None, markup=False)
+    for s in sources:
+        note = " (inferred)" if s.n in inferred else ""
+        out.print(f"[{s.n}] {source_label(s)}{note}", markup=False)
+
+
+def print_sources(answer, show_all: bool) -> None:
+    """The sources after an answer: those it cites (or, with show_all, every one it was given); the three nearest
+    when it abstained."""
+    cited = {c.source.n: c for c in answer.citations if not c.inferred}
+    inferred = {c.source.n for c in answer.citations if c.inferred} - set(cited)
+    if answer.abstained:
+        shown, title = answer.sources[:3], "Nearest sources:"
+    elif show_all:
+        shown, title = answer.sources, "Sources:"
+    else:
+        shown, title = [s for s in answer.sources if s.n in cited or s.n in inferred], "Sources:"
+    if shown:
+        print_source_list(title, shown, inferred)
+
+
+def print_source_text(s) -> None:
+    """One source in full: `[n] file p.3 · heading`, then its text."""
+    from rich.markup import escape
+
+    if out.is_terminal:
+        out.print(f"[bold]\\[{s.n}][/] [cyan]{escape(source_label(s))}[/]")
+    else:
+        out.print(f"[{s.n}] {source_label(s)}", markup=False)
+    out.print(s.text.strip(), markup=False)
+
+
+def render_hits(response) -> None:
+    """Search hits: rank, where, score, and a snippet with the query's words in bold on a terminal."""
+    from rich.markup import escape
+
+    from kb.text import tokenize
+
+    terms = {t for t in tokenize(response.query, stem=False) if len(t) > 1}
+    for h in response.hits:
+        where, heading = _where(h)
+        snippet = " ".join(h.text.split())
+        if len(snippet) > 300:
+            snippet = snippet[:300] + "…"
+        if out.is_terminal:
+            out.print(f"[bold]{h.rank:>2}.[/] [cyan]{escape(where)}[/][dim]{escape(heading)}  {h.score:.4f}[/]")
+            out.print("    " + highlight(snippet, terms))
+        else:
+            out.print(f"{h.rank}. {where}{heading}  ({h.score:.4f})", markup=False)
+            out.print(f"    {snippet}", markup=False)
+
+
+def highlight(text: str, terms: set[str]) -> str:
+    """Bold the query's words in a snippet (rich markup; the rest is escaped)."""
+    import re
+
+    from rich.markup import escape
+
+    if not terms:
+        return escape(text)
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
+    parts, last = [], 0
+    for m in pattern.finditer(text):
+        parts.append(escape(text[last:m.start()]))
+        parts.append(f"[bold yellow]{escape(m.group(0))}[/]")
+        last = m.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
