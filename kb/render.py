@@ -7,7 +7,7 @@ still starts fast.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from rich.console import Console
 
@@ -74,13 +74,13 @@ def source_label(s) -> str:
     return "".join(_where(s))
 
 
-def print_source_list(title: str, sources: Iterable, inferred: set[int] = frozenset()) -> None:
-    """A title and one `[n] file p.3 · heading` line per source."""
+def print_source_list(title: str, sources: Iterable, notes: Mapping[int, str] | None = None) -> None:
+    """A title and one `[n] file p.3 · heading` line per source, followed by `notes[n]` if there is one."""
+    notes = notes or {}
     out.print()
     out.print(title, style="bold" if out.is_terminal else None, markup=False)
     for s in sources:
-        note = " (inferred)" if s.n in inferred else ""
-        out.print(f"[{s.n}] {source_label(s)}{note}", markup=False)
+        out.print(f"[{s.n}] {source_label(s)}{notes.get(s.n, '')}", markup=False)
 
 
 def print_sources(answer, show_all: bool) -> None:
@@ -95,7 +95,7 @@ def print_sources(answer, show_all: bool) -> None:
     else:
         shown, title = [s for s in answer.sources if s.n in cited or s.n in inferred], "Sources:"
     if shown:
-        print_source_list(title, shown, inferred)
+        print_source_list(title, shown, {n: " (inferred)" for n in inferred})
 
 
 def print_source_text(s) -> None:
