@@ -272,19 +272,32 @@ def _read_question(question: str) -> str:
     return question
 
 
+# Flags that `kb ask` and `kb shell` share.
+_TOP_K = typer.Option(None, "-k", "--top-k", min=1, max=50, help="Passages to retrieve.")
+_FUSION = typer.Option(None, "--fusion/--no-fusion", show_default=False,
+                       help="RAG-Fusion: the LLM writes query variants (default: only when the first retrieval is "
+                            "not confident).")
+_PATH = typer.Option(None, "--path", help="Only documents whose path matches this glob.")
+_MODEL = typer.Option(None, "--model", help="LLM: a preset (qwen2.5-coder-1.5b, tiny) or a .gguf.")
+_GPU_LAYERS = typer.Option(None, "--gpu-layers", min=-1, help="Layers on the GPU (-1: all).")
+_CPU = typer.Option(False, "--cpu", help="Run the LLM on the CPU only.")
+
+
+def _fusion_mode(fusion: Optional[bool]) -> Optional[str]:
+    return None if fusion is None else ("on" if fusion else "off")
+
+
 @app.command()
 @handle_errors
 def ask(
     question: str = typer.Argument(..., help="The question; - reads it from stdin."),
-    top_k: Optional[int] = typer.Option(None, "-k", "--top-k", min=1, max=50, help="Passages to retrieve."),
-    fusion: Optional[bool] = typer.Option(None, "--fusion/--no-fusion", show_default=False,
-                                          help="RAG-Fusion: the LLM writes query variants (default: only when the "
-                                               "first retrieval is not confident)."),
+    top_k: Optional[int] = _TOP_K,
+    fusion: Optional[bool] = _FUSION,
     variants: Optional[int] = typer.Option(None, "--variants", min=1, max=8, help="Query variants for RAG-Fusion."),
-    path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob."),
-    model: Optional[str] = typer.Option(None, "--model", help="LLM: a preset (qwen2.5-coder-1.5b, tiny) or a .gguf."),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", min=-1, help="Layers on the GPU (-1: all)."),
-    cpu: bool = typer.Option(False, "--cpu", help="Run the LLM on the CPU only."),
+    path: Optional[str] = _PATH,
+    model: Optional[str] = _MODEL,
+    gpu_layers: Optional[int] = _GPU_LAYERS,
+    cpu: bool = _CPU,
     extractive: bool = typer.Option(False, "--extractive", help="No LLM: answer with the best matching sentences."),
     reranker: Optional[str] = typer.Option(None, "--reranker", help="Cross-encoder to rerank with (path or id)."),
     no_rerank: bool = typer.Option(False, "--no-rerank", help="Keep the fused order even if a reranker is set."),
@@ -301,8 +314,7 @@ def ask(
     question = _read_question(question)
     settings = _settings(llm_model=model, gpu_layers=gpu_layers, reranker="" if no_rerank else reranker)
     options = AskOptions.from_settings(settings, top_k=top_k, variants=variants, path_glob=path,
-                                       extractive=extractive, max_tokens=max_tokens,
-                                       fusion=None if fusion is None else ("on" if fusion else "off"))
+                                       extractive=extractive, max_tokens=max_tokens, fusion=_fusion_mode(fusion))
     with AnswerPrinter(enabled=not as_json, quiet=state.quiet) as printer:
         asker = open_asker(settings, cpu=cpu, on_status=printer.status)
         try:
@@ -319,6 +331,19 @@ def ask(
         err.print(" · ".join(f"{k} {v:.0f}" for k, v in answer.timings_ms.items())
                   + (f" · {answer.tokens_per_s:.1f} tokens/s" if answer.tokens_per_s else ""), markup=False)
     raise typer.Exit(EXIT_NO_ANSWER if answer.abstained else EXIT_OK)
+
+
+@app.command()
+@handle_errors
+def shell(top_k: Optional[int] = _TOP_K, fusion: Optional[bool] = _FUSION, path: Optional[str] = _PATH,
+          model: Optional[str] = _MODEL, gpu_layers: Optional[int] = _GPU_LAYERS, cpu: bool = _CPU) -> None:
+    """Ask questions and follow-ups in one session; /help lists the commands (piped: one question per line)."""
+    from kb.answer import AskOptions
+    from kb.shell import run_shell
+
+    settings = _settings(llm_model=model, gpu_layers=gpu_layers)
+    options = AskOptions.from_settings(settings, top_k=top_k, path_glob=path, fusion=_fusion_mode(fusion))
+    raise typer.Exit(run_shell(settings, options, cpu=cpu, quiet=state.quiet))
 
 
 # ---- eval --------------------------------------------------------------------------------------
