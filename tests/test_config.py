@@ -46,3 +46,19 @@ def test_kb_names_and_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("KB_HOME", str(tmp_path / "fromenv"))
     assert load_settings().kb_path == tmp_path / "fromenv"
     assert load_settings().sources["kb"] == "env KB_HOME"
+
+
+def test_readme_documents_every_setting_with_its_default():
+    import re
+    from pathlib import Path
+
+    from kb.config import OPTIONS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", readme, re.MULTILINE))
+    for o in OPTIONS:
+        shown = rows.get(o.key)
+        assert shown is not None, f"README's configuration table lacks {o.key}"
+        default = ("true" if o.default else "false") if isinstance(o.default, bool) else \
+            (f'"{o.default}"' if isinstance(o.default, str) else str(o.default))
+        assert shown == default, (o.key, shown, default)

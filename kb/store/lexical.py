@@ -58,6 +58,13 @@ class LexicalIndex:
         retriever = bm25s.BM25.load(str(directory), mmap=False, show_progress=False)
         return cls(retriever, ids)
 
+    def coverage(self, query_tokens: Sequence[str]) -> float:
+        """Share of the query's tokens that occur anywhere in the index (0 for an empty query or index)."""
+        if not len(self) or not query_tokens:
+            return 0.0
+        vocab = self._retriever.vocab_dict
+        return sum(t in vocab for t in query_tokens) / len(query_tokens)
+
     def search(self, query_tokens: Sequence[str], k: int, allowed: np.ndarray | None = None
                ) -> list[tuple[int, float]]:
         """Top-k (chunk_id, score) with score > 0; `allowed` is an optional boolean mask over positions."""
