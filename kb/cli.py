@@ -354,7 +354,8 @@ def eval_command(
     dataset_dir: Path = typer.Argument(..., help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."),
     split: str = typer.Option("test", "--split", help="Which qrels split to evaluate."),
     modes: List[str] = typer.Option([], "--mode", help="Modes to evaluate (repeatable; default: bm25, dense, "
-                                    "hybrid, and hybrid+rerank when a reranker is configured)."),
+                                    "hybrid, and hybrid+rerank when a reranker is configured; hybrid+fusion "
+                                    "adds the LLM's RAG-Fusion variants)."),
     limit: int = typer.Option(0, "--limit", min=0, help="Only the first N queries (0: all)."),
     queries: Optional[Path] = typer.Option(None, "--queries", help="A queries.jsonl with other wordings of judged "
                                            "queries (e.g. translations); only those are evaluated."),
@@ -371,7 +372,7 @@ def eval_command(
     from kb.ingest import IngestOptions
     from kb.retrieve import MODES, open_searcher
 
-    allowed = [*MODES, "hybrid+rerank"]
+    allowed = [*MODES, "hybrid+rerank", "hybrid+fusion"]
     for m in modes:
         if m not in allowed:
             _fail(f"--mode must be one of: {', '.join(allowed)} (got {m!r})", EXIT_USAGE)
@@ -393,7 +394,7 @@ def eval_command(
         searcher = open_searcher(settings)
         try:
             default = ["bm25", "dense", "hybrid"] + (["hybrid+rerank"] if searcher.reranker else [])
-            results = run_queries(searcher, dataset, modes or default)
+            results = run_queries(searcher, dataset, modes or default, variants=_variant_writer(settings, modes))
         finally:
             searcher.close()
     report = {"dataset": str(dataset_dir), "split": split, "queries": len(dataset.queries),
@@ -409,6 +410,17 @@ def eval_command(
     for mode, m in results.items():
         out.print(f"{mode:<8} {m['ndcg@10']:>8.4f} {m['recall@10']:>7.4f} {m['recall@100']:>7.4f} "
                   f"{m['mrr@10']:>7.4f} {m['p50_ms']:>8.1f} {m['p95_ms']:>8.1f}", markup=False)
+
+
+def _variant_writer(settings, modes):
+    """For `--mode hybrid+fusion`: the configured LLM writing RAG-Fusion variants, as `kb ask` does."""
+    if "hybrid+fusion" not in modes:
+        return None
+    from kb.fusion import generate_variants
+    from kb.llm import load_llm
+
+    llm = load_llm(settings)
+    return lambda query: generate_variants(llm, query, settings.variants)[0]
 
 
 def _run_ingest(settings, options):
@@ -695,9 +707,34 @@ def models_pull(
         err.print(f"to use it: {config_hint(path)}", markup=False)
 
 
+GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Let the global options stand anywhere on the line (`kb search -q --kb papers "query"`), as users type
+    them: they are moved in front of the command, where click expects them. Nothing after `--` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in GLOBAL_FLAGS or arg.startswith("--kb="):
+            front.append(arg)
+        elif arg == "--kb" and i + 1 < len(argv):
+            front.extend(argv[i:i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     try:
-        app()
+        app(args=hoist_global_options(sys.argv[1:]))
     except KeyboardInterrupt:
         err.print("kb: interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)

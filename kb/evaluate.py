@@ -331,9 +331,10 @@ def write_corpus(dataset: BeirDataset, directory: Path) -> None:
 
 
 def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int = 100,
-                on_query=None) -> dict[str, dict]:
-    """Search every judged query in each mode (`bm25`, `dense`, `hybrid`, `hybrid+rerank`); a document ranks
-    by its best chunk.
+                on_query=None, variants=None) -> dict[str, dict]:
+    """Search every judged query in each mode (`bm25`, `dense`, `hybrid`, `hybrid+rerank`, `hybrid+fusion`);
+    a document ranks by its best chunk. `variants(query) -> [str]` writes the RAG-Fusion queries for
+    `hybrid+fusion` (their generation counts in its latency).
 
     Returns {mode: metrics + p50_ms/p95_ms}.
     """
@@ -346,7 +347,9 @@ def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int
         for n, (qid, text) in enumerate(dataset.queries.items(), 1):
             t = time.perf_counter()
             base, _, extra = mode.partition("+")
-            response = searcher.search(text, k=depth * 2, mode=base, candidates=depth, rerank=extra == "rerank")
+            extra_queries = variants(text) if extra == "fusion" else ()
+            response = searcher.search(text, k=depth * 2, mode=base, candidates=depth, rerank=extra == "rerank",
+                                       extra_queries=extra_queries)
             latencies.append((time.perf_counter() - t) * 1000)
             run[qid] = dedupe(doc_id_of(h.path) for h in response.hits)[:depth]
             if on_query:

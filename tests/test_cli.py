@@ -225,3 +225,15 @@ def test_kill_9_during_embedding_loses_nothing(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["added"] == 600 and summary["chunks"]["reused"] > 0
     assert json.loads(kb("--kb", str(path), "status", "--json").stdout)["documents"] == 605
+
+
+def test_global_options_are_accepted_after_the_command(sample_kb):
+    from kb.cli import hoist_global_options
+
+    assert hoist_global_options(["search", "-q", "--kb", "x", "query", "-k", "3"]) == \
+        ["-q", "--kb", "x", "search", "query", "-k", "3"]
+    assert hoist_global_options(["ask", "--", "-v"]) == ["ask", "--", "-v"]
+    path, _ = sample_kb
+    r = subprocess.run([sys.executable, "-c", "import sys; from kb.cli import main; sys.argv[0] = 'kb'; main()",
+                        "status", "--json", "--kb", str(path), "-q"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["path"] == str(path), r.stderr
