@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from kb.fusion import confident, generate_variants
-from kb.text import question_language, split_sentences, tokenize
+from kb.text import LANGUAGE_NAME, question_language, split_sentences, tokenize
 
 ABSTAIN = {"en": "The documents don't say.", "zh": "文档中没有提到。"}
-LANGUAGE_NAME = {"en": "English", "zh": "Chinese (简体中文)"}
 # How an answer that declines begins, in the words small models actually use.
 _DECLINE = re.compile(
     r"^\W*(?:the (?:documents?|sources?|provided (?:sources?|documents?|text)) (?:do(?:es)? not|don'?t|doesn'?t)"
@@ -113,11 +112,13 @@ class AskOptions:
     max_tokens: int = 512
     temperature: float = 0.1
     rerank: bool = True
+    context_tokens: int = 0  # most tokens of sources in the prompt (0: whatever fits the window)
 
     @classmethod
     def from_settings(cls, settings, **given) -> "AskOptions":
         values = dict(top_k=settings.top_k, fusion=settings.fusion, variants=settings.variants,
-                      max_tokens=settings.max_answer_tokens, temperature=settings.temperature)
+                      max_tokens=settings.max_answer_tokens, temperature=settings.temperature,
+                      context_tokens=settings.context_tokens)
         values.update({k: v for k, v in given.items() if v is not None})
         return cls(**values)
 
@@ -248,11 +249,13 @@ def _truncate_to(text: str, budget: int, count_tokens: Callable[[str], int]) -> 
 
 
 def pack(question: str, sources: list[Source], lang: str, n_ctx: int, max_answer_tokens: int,
-         count_tokens: Callable[[str], int]) -> list[Source]:
-    """The sources that fit the context window, numbered in prompt order: best first, second best last (models
-    read the ends of a long context best), the rest in between."""
+         count_tokens: Callable[[str], int], context_tokens: int = 0) -> list[Source]:
+    """The sources that fit the context window (and `context_tokens`, when set), numbered in prompt order: best
+    first, second best last (models read the ends of a long context best), the rest in between."""
     base = count_tokens(system_prompt(lang)) + count_tokens(user_prompt(question, [], lang))
     budget = n_ctx - base - max_answer_tokens - ANSWER_RESERVE
+    if context_tokens:
+        budget = min(budget, context_tokens)
     chosen: list[Source] = []
     for s in sources:
         s.n = len(chosen) + 1
@@ -352,9 +355,9 @@ INFER_MIN_OVERLAP = 0.5  # share of an uncited sentence's words found in a sourc
 
 
 def infer_citations(answer: str, sources: Sequence[Source], source_vectors=None, embed=None) -> list[tuple[str, Source]]:
-    """For each answer sentence that cites nothing, or cites only sources that do not contain its words, the
-    source it was drawn from, if one is clear enough: the source sharing most of the sentence's words (BM25
-    tokens, without the citation markers), near-ties broken by embedding similarity when vectors are at hand."""
+    """For each answer sentence that cites nothing, or cites only sources that do not hold it, the source it was
+    drawn from, if one is clear enough: the source sharing most of the sentence's words (BM25 tokens, without the
+    citation markers) and all of its numbers, near-ties broken by embedding similarity when vectors are at hand."""
     out: list[tuple[str, Source]] = []
     if not sources:
         return out
@@ -368,7 +371,9 @@ def infer_citations(answer: str, sources: Sequence[Source], source_vectors=None,
         words = set(tokenize(text))
         if len(words) < 2:
             continue
-        overlaps = [len(words & st) / len(words) for st in source_tokens]
+        numbers = {w for w in words if any(ch.isdigit() for ch in w)}
+        # a source supports a claim when it holds most of its words, and every number and code in it
+        overlaps = [len(words & st) / len(words) if numbers <= st else 0.0 for st in source_tokens]
         best = max(overlaps)
         if best < INFER_MIN_OVERLAP or any(overlaps[i] >= INFER_MIN_OVERLAP for i in cited):
             continue
@@ -511,7 +516,8 @@ class Asker:
 
         llm = self.llm
         answer.model = llm.model_id
-        answer.sources = pack(question, sources, lang, llm.n_ctx, options.max_tokens, llm.count_tokens)
+        answer.sources = pack(question, sources, lang, llm.n_ctx, options.max_tokens, llm.count_tokens,
+                              options.context_tokens)
         flt = CitationFilter({s.n for s in answer.sources})
         parts: list[str] = []
         stream = llm.stream_chat(messages_for(question, answer.sources, lang), max_tokens=options.max_tokens,

@@ -68,8 +68,8 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("embedding_model", str, "minilm",
-           "embedding model: a packaged alias (minilm), a local sentence-transformers directory, or a hub id"),
+    Option("embedding_model", str, "e5",
+           "embedding model: a packaged alias (e5, minilm, use), a local sentence-transformers directory, or a hub id"),
     Option("reranker", str, "",
            "cross-encoder reranker: a local directory or a hub id (empty: no reranking; none ships in a package)"),
     Option("device", str, "auto", "where models run", choices=("auto", "cpu", "cuda", "mps")),
@@ -82,9 +82,9 @@ OPTIONS: tuple[Option, ...] = (
            "seconds a writer waits for another kb process holding the knowledge base", minimum=0),
     Option("workers", int, 1, "extraction worker processes (0: extract in the main process)", minimum=0),
     # retrieval (chosen with `kb eval`; see docs/retrieval.md)
-    Option("rrf_k", int, 60, "Reciprocal Rank Fusion constant k: score = sum of weight / (k + rank)", minimum=1),
-    Option("candidates", int, 50, "candidates taken from each list (dense, BM25) before fusion", minimum=1),
-    Option("bm25_weight", float, 1.0, "weight of the BM25 lists in the fusion (dense lists weigh 1)", minimum=0),
+    Option("rrf_k", int, 5, "Reciprocal Rank Fusion constant k: score = sum of weight / (k + rank)", minimum=1),
+    Option("candidates", int, 100, "candidates taken from each list (dense, BM25) before fusion", minimum=1),
+    Option("bm25_weight", float, 1.25, "weight of the BM25 lists in the fusion (dense lists weigh 1)", minimum=0),
     # answering (kb ask, kb shell)
     Option("llm_model", str, "qwen2.5-coder-1.5b",
            "answering model: a packaged preset (qwen2.5-coder-1.5b, tiny) or a path to a .gguf file"),
@@ -100,6 +100,9 @@ OPTIONS: tuple[Option, ...] = (
            choices=("auto", "on", "off")),
     Option("variants", int, 3, "query variants the LLM writes for RAG-Fusion", minimum=1),
     Option("top_k", int, 6, "passages retrieved for an answer (the context holds what fits)", minimum=1),
+    Option("context_tokens", int, 1200,
+           "most tokens of passages put before the LLM (0: all that fit n_ctx); fewer answer sooner on a CPU",
+           minimum=0),
 )
 OPTION_BY_KEY = {o.key: o for o in OPTIONS}
 

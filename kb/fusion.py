@@ -3,8 +3,9 @@ fused with Reciprocal Rank Fusion (kb.retrieve does the fusing).
 
 Small models return junk often enough that the parsing is defensive: numbering, bullets, quotes and
 preambles are stripped; empty, duplicate, overlong and echoed lines are dropped; no usable line means the
-original question alone. One variant is asked for in the other of our two languages, which is what lets an
-English question find a Chinese passage (and the reverse) when the embedding model alone does not.
+original question alone. One variant is the question translated into the other of our two languages (its own
+request: small models translate reliably only when that is the whole task), which is what lets an English
+question find a Chinese passage, and the reverse, when the embedding model alone does not.
 """
 
 from __future__ import annotations
@@ -13,25 +14,34 @@ import re
 import time
 from typing import Sequence
 
-from kb.text import question_language
+from kb.text import LANGUAGE_NAME, question_language
 
 MAX_VARIANT_CHARS = 200
 _PREFIX = re.compile(r"^\s*(?:[-*•·]+|\(?\d{1,2}[.)、:：]|\(?[a-zA-Z][.)]|(?:query|variant|查询|问题)\s*\d*\s*[:：])\s*",
                      re.IGNORECASE)
 _PREAMBLE = re.compile(r"^(?:here (?:are|is)|sure|certainly|okay|ok\b|the following|以下是|好的|当然)", re.IGNORECASE)
+# words of our own instructions: a line holding them is the model echoing the prompt, not a query
+_ECHO = re.compile(r"search quer|reworded|translated into|translate into|the question|key terms|synonyms|简体中文",
+                   re.IGNORECASE)
 _QUOTES = "\"'“”‘’「」『』`"
 
 
 def variants_prompt(question: str, n: int) -> list[dict]:
-    lang = question_language(question)
-    other = "Chinese (简体中文)" if lang == "en" else "English"
-    own = "English" if lang == "en" else "Chinese (简体中文)"
+    """Ask for `n` rewordings in the question's own language."""
+    own = LANGUAGE_NAME[question_language(question)]
     system = ("You write search queries for a document search engine. Reply with the queries only, one per line, "
               "with no numbering and no explanations.")
-    user = (f"Write {n} different search queries that would find passages answering this question. "
-            f"Use other words and synonyms than the question does. Write {max(n - 1, 1)} in {own} and 1 in "
-            f"{other}.\n\nQuestion: {question}")
+    user = (f"Write {n} different search queries in {own} that would find passages answering this question. "
+            f"Use other words and synonyms than the question does.\n\nQuestion: {question}")
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def translation_prompt(question: str) -> list[dict]:
+    """Ask for the question in the other of our two languages: small models translate far more reliably when
+    that is the whole task than when it is one item of a list."""
+    other = LANGUAGE_NAME["en" if question_language(question) == "zh" else "zh"]
+    return [{"role": "system", "content": "You are a translator. Reply with the translation only, on one line."},
+            {"role": "user", "content": f"Translate into {other}:\n{question}"}]
 
 
 def _normalise(text: str) -> str:
@@ -48,7 +58,8 @@ def parse_variants(text: str, question: str, n: int) -> list[str]:
         for _ in range(2):  # "1. - query" and similar double prefixes
             line = _PREFIX.sub("", line, count=1).strip()
         line = line.strip(_QUOTES).strip()
-        if not line or len(line) > limit or _PREAMBLE.match(line) or line.endswith((":", "：")):
+        if not line or len(line) > limit or _PREAMBLE.match(line) or _ECHO.search(line) \
+                or line.endswith((":", "：")):
             continue
         key = _normalise(line)
         if len(key) < 2 or key in seen:
@@ -60,13 +71,29 @@ def parse_variants(text: str, question: str, n: int) -> list[str]:
     return out
 
 
+def parse_translation(text: str, question: str) -> str | None:
+    """The first usable line of a translation reply, if it is in the other language."""
+    target = "en" if question_language(question) == "zh" else "zh"
+    for line in parse_variants(text, question, 3):
+        if question_language(line) == target:
+            return line
+    return None
+
+
 def generate_variants(llm, question: str, n: int, max_tokens: int = 160) -> tuple[list[str], float]:
-    """(variants, milliseconds). Greedy decoding: the same question gets the same variants."""
+    """(variants, milliseconds): n - 1 rewordings and the question in the other language (or as many of those
+    as the model wrote usably). Greedy decoding: the same question gets the same variants."""
     if n <= 0:
         return [], 0.0
     t = time.perf_counter()
-    reply = llm.chat(variants_prompt(question, n), max_tokens=max_tokens, temperature=0.0)
-    return parse_variants(reply, question, n), (time.perf_counter() - t) * 1000
+    out: list[str] = []
+    if n > 1:
+        reply = llm.chat(variants_prompt(question, n - 1), max_tokens=max_tokens, temperature=0.0)
+        out = parse_variants(reply, question, n - 1)
+    translated = parse_translation(llm.chat(translation_prompt(question), max_tokens=96, temperature=0.0), question)
+    if translated and _normalise(translated) not in {_normalise(v) for v in out}:
+        out.append(translated)
+    return out, (time.perf_counter() - t) * 1000
 
 
 def confident(hits: Sequence) -> bool:

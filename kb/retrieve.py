@@ -13,11 +13,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from kb.config import OPTION_BY_KEY
 from kb.store import KnowledgeBase
 
 MODES = ("hybrid", "dense", "bm25")
-RRF_K = 60
-CANDIDATES = 50  # per list, before fusion
+# Defaults live with the settings (kb/config.py), chosen with kb eval on SciFact train (docs/retrieval.md).
+RRF_K = OPTION_BY_KEY["rrf_k"].default
+CANDIDATES = OPTION_BY_KEY["candidates"].default  # per list, before fusion
+BM25_WEIGHT = OPTION_BY_KEY["bm25_weight"].default
 
 
 class QueryError(ValueError):
@@ -83,7 +86,8 @@ def rrf(ranked_lists: Sequence[Sequence[int]], k: int = RRF_K, weights: Sequence
 
 class Searcher:
     def __init__(self, kb: KnowledgeBase, embedder_factory: Callable[[], object] | None = None,
-                 reranker=None, rrf_k: int = RRF_K, candidates: int = CANDIDATES, bm25_weight: float = 1.0):
+                 reranker=None, rrf_k: int = RRF_K, candidates: int = CANDIDATES,
+                 bm25_weight: float = BM25_WEIGHT):
         self.kb = kb
         self.rrf_k, self.candidates, self.bm25_weight = rrf_k, candidates, bm25_weight
         self._embedder_factory = embedder_factory
@@ -145,8 +149,9 @@ class Searcher:
                 hits = self.lexical.search(tokens, candidates, allowed=mask)
                 lists.append([i for i, _ in hits])
                 # a query whose words mostly do not occur in the corpus (a question in another language than
-                # the documents) gets a BM25 list of incidental matches: trust it as much as it could match
-                weights.append(self.bm25_weight * self.lexical.coverage(tokens))
+                # the documents) gets a BM25 list of incidental matches: trust it less. The square root keeps
+                # weight on a list led by the one word that did match (a code, a version number).
+                weights.append(self.bm25_weight * self.lexical.coverage(tokens) ** 0.5)
                 if "bm25" not in first_ranks:
                     first_ranks["bm25"] = {i: r for r, (i, _) in enumerate(hits, 1)}
                     list_scores["bm25"] = [sc for _, sc in hits]

@@ -77,6 +77,9 @@ def han_ratio(text: str) -> float:
     return len(_HAN_RE.findall(text)) / n
 
 
+LANGUAGE_NAME = {"en": "English", "zh": "Chinese (简体中文)"}  # as prompts name them
+
+
 def question_language(text: str) -> str:
     """"zh" when a text is mostly Chinese, else "en": the language an answer should be written in.
 

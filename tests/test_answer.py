@@ -137,6 +137,10 @@ def test_infer_citations_by_word_overlap():
     # source added (the model's own stays in the text)
     found = infer_citations("The warranty lasts 27 months. [2] Support requests go to the desk. [2]", sources)
     assert [(sentence, s.n) for sentence, s in found] == [("The warranty lasts 27 months. [2]", 1)]
+    # sharing words is not enough when the numbers differ
+    sources.append(Source(3, "/c.md", None, None, None, None, "", [3], "The extended warranty lasts 12 months.", 1, 3))
+    found = infer_citations("The warranty lasts 27 months [3].", sources)
+    assert [(sentence, s.n) for sentence, s in found] == [("The warranty lasts 27 months [3].", 1)]
 
 
 def test_extractive_answer_picks_matching_sentences_with_citations():

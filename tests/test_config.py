@@ -9,7 +9,7 @@ from kb.config import ConfigError, load_settings, resolve_kb_path, set_user_sett
 
 def test_defaults_and_sources():
     s = load_settings()
-    assert s.embedding_model == "minilm" and s.sources["embedding_model"] == "default"
+    assert s.embedding_model == "e5" and s.sources["embedding_model"] == "default"
     assert s.kb_path == resolve_kb_path(None)
     assert s.kb_path.name == "default"
 

