@@ -94,7 +94,7 @@ def _exit_code_for(e: Exception) -> int | None:
         m = sys.modules.get(module)
         return tuple(getattr(m, n) for n in names) if m is not None else ()
 
-    if isinstance(e, (ConfigError, *loaded("kb.ingest", "UsageError"))):
+    if isinstance(e, (ConfigError, *loaded("kb.ingest", "UsageError"), *loaded("kb.llm", "PromptTooLong"))):
         return EXIT_USAGE
     if isinstance(e, loaded("kb.store.knowledge_base", "KnowledgeBaseBusy")):
         return EXIT_BUSY
@@ -319,6 +319,7 @@ def ask(
         asker = open_asker(settings, cpu=cpu, on_status=printer.status)
         try:
             answer = asker.ask(question, options, on_text=printer.text, on_status=printer.status)
+            printer.finish(answer)
         except QueryError as e:
             _fail(str(e), EXIT_USAGE)
         finally:

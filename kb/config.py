@@ -99,7 +99,7 @@ OPTIONS: tuple[Option, ...] = (
            "RAG-Fusion query variants: auto (only when the first retrieval is not confident), on, off",
            choices=("auto", "on", "off")),
     Option("variants", int, 3, "query variants the LLM writes for RAG-Fusion", minimum=1),
-    Option("top_k", int, 6, "passages retrieved for an answer (the context holds what fits)", minimum=1),
+    Option("top_k", int, 4, "passages retrieved for an answer (the context holds what fits)", minimum=1),
     Option("context_tokens", int, 1200,
            "most tokens of passages put before the LLM (0: all that fit n_ctx); fewer answer sooner on a CPU",
            minimum=0),

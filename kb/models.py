@@ -56,6 +56,18 @@ def package_dir(module: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def packaged_file(module: str, relative: str, what: str, install: str) -> Path:
+    """A file shipped inside an installed package, located without importing the package; `install` is what
+    `pip install` needs to get it."""
+    base = package_dir(module)
+    if base is None:
+        raise ModelNotFound(f"{what} comes from the package {module}, which is not installed: pip install {install}")
+    path = base / relative
+    if not path.is_file():
+        raise ModelNotFound(f"{path} is missing: reinstall with pip install --force-reinstall {install}")
+    return path
+
+
 def resolve_embedder(spec: str, allow_network: bool = False) -> ResolvedModel:
     if spec in PACKAGED_EMBEDDERS:
         p = PACKAGED_EMBEDDERS[spec]

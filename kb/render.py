@@ -16,12 +16,14 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class AnswerPrinter:
-    """Streams the answer to stdout as it is written; a spinner on stderr until the first words on a terminal,
-    plain status lines otherwise (none when quiet)."""
+    """On a terminal, streams the answer to stdout as it is written, with a spinner on stderr until the first
+    words. Piped, it prints the final answer once it is complete and checked (`finish`), with plain status lines
+    on stderr (none when quiet)."""
 
     def __init__(self, enabled: bool, quiet: bool = False):
         self.enabled = enabled
         self.quiet = quiet
+        self.streaming = enabled and out.is_terminal
         self.spinner = None
         self.wrote = False
 
@@ -45,7 +47,7 @@ class AnswerPrinter:
             err.print(message, style="dim" if err.is_terminal else None, markup=False)
 
     def text(self, piece: str) -> None:
-        if not self.enabled:
+        if not self.streaming:
             return
         if self.spinner is not None:
             self.spinner.stop()
@@ -53,6 +55,22 @@ class AnswerPrinter:
         out.print(piece, end="", markup=False, highlight=False)
         out.file.flush()
         self.wrote = True
+
+    def finish(self, answer) -> None:
+        """The answer is complete: print it if it was not streamed; if the grounding check rejected what was
+        streamed, say so under it."""
+        if not self.enabled:
+            return
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
+        if not self.wrote:
+            out.print(answer.answer, markup=False, highlight=False)
+            return
+        out.print()
+        self.wrote = False
+        if answer.unsupported_answer:
+            out.print(f"↳ kb: {answer.abstain_reason}. {answer.answer}", style="yellow", markup=False)
 
     def __exit__(self, *exc):
         if self.spinner is not None:

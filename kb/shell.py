@@ -150,6 +150,7 @@ class Shell:
                     printer.note(f"→ {standalone}")
                 printer.status("retrieving")
             answer = self.asker.ask(standalone, self.options, on_text=printer.text, on_status=printer.status)
+            printer.finish(answer)
         self.last = answer
         self.conversation.add(question, standalone, answer.answer)
         print_sources(answer, show_all=False)

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import FakeEmbedder
+from conftest import fake_kb
 from kb.answer import (
     ABSTAIN,
     Asker,
@@ -27,11 +27,10 @@ from kb.answer import (
     is_decline,
     messages_for,
     pack,
+    unsupported,
     weak_evidence,
 )
-from kb.ingest import IngestOptions, ingest
 from kb.retrieve import Hit, Searcher
-from kb.store import KnowledgeBase
 
 
 def stream(flt: CitationFilter, text: str, size: int) -> str:
@@ -106,7 +105,7 @@ def test_prompt_fences_sources_and_defuses_fake_fences():
     user = msgs[1]["content"]
     assert user.count("</source>") == 1 and "<|im_start|>" not in user
     assert '<source id="1" from="evil.md p.3 — Setup">' in user
-    assert user.rstrip().endswith(ABSTAIN["en"])
+    assert ABSTAIN["en"] in msgs[0]["content"] and ABSTAIN["en"] not in user  # said once, not last
     assert "Chinese" in messages_for("设置是什么？", [s], "zh")[0]["content"]
 
 
@@ -143,6 +142,45 @@ def test_infer_citations_by_word_overlap():
     assert [(sentence, s.n) for sentence, s in found] == [("The warranty lasts 27 months [3].", 1)]
 
 
+def test_answers_not_drawn_from_the_sources_are_caught():
+    sources = [Source(1, "/a.md", None, None, None, None, "", [1], "The QF-300 warranty lasts 27 months from delivery.",
+                      1, 1),
+               Source(2, "/b.md", None, None, None, None, "", [2], "Support requests go to the help desk.", 1, 2)]
+    assert unsupported("The warranty lasts 27 months [1].", sources, "How long is the warranty?") is None
+    assert "not in the sources" in unsupported("The capital of Australia is Canberra [1].", sources,
+                                               "What is the capital of Australia?")
+    assert "2.6" in unsupported("The LIMS bridge needs Linux kernel 2.6 [2].", sources, "Which kernel?")
+    # across languages only the figures can be compared, and they match
+    assert unsupported("保修期为 27 个月 [1]。", sources, "保修期多长？") is None
+    assert unsupported("保修期为 36 个月 [1]。", sources, "保修期多长？")
+    assert unsupported("QF-300 is covered [1].", sources, "Is the QF-300 covered?") is None  # its figure is asked
+
+
+def test_figures_are_compared_as_numbers_and_codes_only_within_a_language():
+    manual = [Source(1, "/a.md", None, None, None, None, "", [1],
+                     "Firmware 4.2.0 - released 2024-03-05. Maximum speed 1,850 rpm; fill to 0.50 mL.", 1, 1)]
+    assert unsupported("固件 4.2.0 于 2024年3月5日 发布 [1]。", manual, "固件 4.2.0 是哪天发布的？") is None
+    assert unsupported("It stirs at 1850 rpm and fills to 0.5 mL [1].", manual, "How fast?") is None
+    assert "2025" in unsupported("Released 2025-03-05 [1].", manual, "When was 4.2.0 released?")
+    zh = [Source(1, "/zh.md", None, None, None, None, "", [1], "错误代码 E-305 表示二氧化碳传感器漂移。", 1, 1)]
+    # CO2 is a code, and codes may be translated (二氧化碳); only numbers cross languages
+    assert unsupported("Error E-305 means the CO2 sensor drifts [1].", zh, "What does E-305 mean?") is None
+    en = [Source(1, "/a.md", None, None, None, None, "", [1], "Order the stir bar kit as QF-SB-0630.", 1, 1)]
+    assert unsupported("Order it as QF-SB-0631 [1].", en, "What is the kit's order number?").endswith(": 0631")
+
+
+def test_an_answer_about_something_no_source_mentions_is_caught():
+    sources = [Source(1, "/a.md", None, None, None, None, "", [1],
+                      "The QF-300 warranty lasts 27 months from the date of shipment. Leave 22 cm of clearance "
+                      "at the rear of the QF-300.", 1, 1)]
+    question = "How long does the battery of the QF-300 wireless remote control last?"
+    why = unsupported("The battery of the QF-300 wireless remote control lasts 27 months [1].", sources, question)
+    assert why == "no source mentions battery, wireless, remote, control"
+    # a paraphrase may repeat a word or two of the question that the source words differently
+    assert unsupported("22 cm of clearance must be left behind the QF-300 [1].", sources,
+                       "How much clearance must be left behind the QF-300?") is None
+
+
 def test_extractive_answer_picks_matching_sentences_with_citations():
     sources = [Source(1, "/a.md", None, None, None, None, "", [1],
                       "Intro text. The warranty lasts 27 months. Unrelated closing.", 1, 1),
@@ -176,14 +214,9 @@ class ScriptedLLM:
 
 @pytest.fixture
 def handbook(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "warranty.md").write_text("# Warranty\n\nThe QF-300 warranty lasts 27 months from delivery.\n")
-    (docs / "support.md").write_text("# Support\n\nSupport requests go to qf-support@orrery-labs.example.\n")
-    (docs / "noise.md").write_text("# Noise\n\nThe stirrer is quiet below 41 dB.\n")
-    emb = FakeEmbedder()
-    kb = KnowledgeBase(tmp_path / "kb")
-    ingest(kb, IngestOptions(paths=[docs], workers=0), "fake", lambda: emb, emb.model_id)
+    kb, emb, _ = fake_kb(tmp_path, {"warranty.md": "# Warranty\n\nThe QF-300 warranty lasts 27 months from delivery.\n",
+                                    "support.md": "# Support\n\nSupport requests go to qf-support@orrery-labs.example.\n",
+                                    "noise.md": "# Noise\n\nThe stirrer is quiet below 41 dB.\n"})
     return Searcher(kb, lambda: emb)
 
 
@@ -212,6 +245,14 @@ def test_ask_abstains_when_the_model_declines(handbook):
     answer = asker.ask("How long does the remote control battery last?", AskOptions(top_k=3, fusion="off"))
     assert answer.abstained and answer.abstain_reason == "the model found no answer"
     assert answer.citations == [] and answer.sources
+
+
+def test_ask_rejects_an_answer_from_the_model_s_memory(handbook):
+    asker = Asker(handbook, lambda: ScriptedLLM("The QF-300 was designed in Canberra, Australia [1]."))
+    answer = asker.ask("Where was the QF-300 designed?", AskOptions(top_k=3, fusion="off"))
+    assert answer.abstained and answer.answer == ABSTAIN["en"] and answer.citations == []
+    assert answer.unsupported_answer.startswith("The QF-300 was designed in Canberra")
+    assert answer.abstain_reason.startswith("not supported by the sources")
 
 
 def test_ask_with_fusion_passes_variants_to_retrieval(handbook):

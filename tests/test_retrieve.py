@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_DOCS, FakeEmbedder
+from conftest import SAMPLE_DOCS, fake_kb
 from kb.ingest import IngestOptions, ingest
 from kb.retrieve import QueryError, Searcher, rrf
 from kb.store import KnowledgeBase
@@ -33,14 +33,9 @@ def test_rrf_hand_computed():
 
 @pytest.fixture
 def small_kb(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "pumps.md").write_text("# Pumps\n\nThe peristaltic pump moves 3 litres a minute.\n")
-    (docs / "valves.md").write_text("# Valves\n\nThe relief valve opens at 2 bar.\n")
-    (docs / "中文.md").write_text("# 说明\n\n搅拌电机堵转时请清除异物。\n")
-    emb = FakeEmbedder()
-    kb = KnowledgeBase(tmp_path / "kb")
-    ingest(kb, IngestOptions(paths=[docs], workers=0), "fake", lambda: emb, emb.model_id)
+    kb, emb, _ = fake_kb(tmp_path, {"pumps.md": "# Pumps\n\nThe peristaltic pump moves 3 litres a minute.\n",
+                                    "valves.md": "# Valves\n\nThe relief valve opens at 2 bar.\n",
+                                    "中文.md": "# 说明\n\n搅拌电机堵转时请清除异物。\n"})
     return kb, emb
 
 

@@ -1,0 +1,70 @@
+"""The answer printer: streamed on a terminal, printed once checked when piped, withdrawn visibly."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from kb import render
+from kb.answer import ABSTAIN, Answer
+
+
+@pytest.fixture
+def consoles(monkeypatch):
+    """Swap render's consoles for ones writing to buffers; `terminal` says whether they act as a TTY."""
+    def make(terminal: bool):
+        out, err = io.StringIO(), io.StringIO()
+        monkeypatch.setattr(render, "out", Console(file=out, force_terminal=terminal, color_system=None,
+                                                   highlight=False, soft_wrap=True))
+        monkeypatch.setattr(render, "err", Console(file=err, force_terminal=False, highlight=False, soft_wrap=True))
+        return out, err
+    return make
+
+
+def withdrawn(question="How long does the remote's battery last?") -> Answer:
+    return Answer(question=question, answer=ABSTAIN["en"], abstained=True,
+                  abstain_reason="not supported by the sources: the sources never mention batteri, remot",
+                  unsupported_answer="The battery lasts 27 months [1].")
+
+
+def test_piped_answers_print_once_checked_and_never_the_rejected_text(consoles):
+    out, err = consoles(False)
+    with render.AnswerPrinter(enabled=True) as p:
+        p.status("retrieving")
+        p.text("The battery lasts 27 months [1].")  # streamed pieces are held back when piped
+        p.finish(withdrawn())
+    assert out.getvalue() == ABSTAIN["en"] + "\n"
+    assert "27 months" not in out.getvalue() + err.getvalue()
+    assert err.getvalue() == "retrieving …\n"
+
+
+def test_a_streamed_answer_that_is_withdrawn_says_so_under_it(consoles):
+    out, _ = consoles(True)
+    with render.AnswerPrinter(enabled=True, quiet=True) as p:
+        p.text("The battery lasts ")
+        p.text("27 months [1].")
+        p.finish(withdrawn())
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "The battery lasts 27 months [1]."
+    assert lines[1].startswith("↳ kb: not supported by the sources: the sources never mention batteri")
+    assert lines[1].endswith(ABSTAIN["en"])
+
+
+def test_a_streamed_answer_that_stands_is_not_repeated(consoles):
+    out, _ = consoles(True)
+    ok = Answer(question="q", answer="It stirs at 1,850 rpm [1].")
+    with render.AnswerPrinter(enabled=True, quiet=True) as p:
+        p.text(ok.answer)
+        p.finish(ok)
+    assert out.getvalue() == ok.answer + "\n"
+
+
+def test_disabled_printer_prints_nothing(consoles):
+    out, err = consoles(False)
+    with render.AnswerPrinter(enabled=False) as p:
+        p.status("retrieving")
+        p.text("x")
+        p.finish(withdrawn())
+    assert out.getvalue() == err.getvalue() == ""
