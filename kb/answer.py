@@ -393,6 +393,9 @@ def infer_citations(answer: str, sources: Sequence[Source], source_vectors=None,
     return out
 
 
+# A model that starts writing our source fences or the next question is echoing the prompt, not answering.
+ECHO_STOPS = ["<source", "</source", "\nQuestion:", "\nSources:"]
+
 GROUNDED_MIN_OVERLAP = 0.34  # share of an answer's words the best source must hold (see docs/answering.md)
 UNMENTIONED_MAX = 2  # question words an answer may repeat that no source has (paraphrase); more: another subject
 _ANSWER_WORDS = frozenset("ye no not none onli also answer sourc document 是 否 不 没有 只有 答案 文档".split())
@@ -425,7 +428,7 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
     the sources are in the answer's language (across languages words cannot be compared), every code it adds
     must be in one, it may not repeat more than UNMENTIONED_MAX of the question's words that no source has,
     and one source must hold a fair share of the words it adds to the question."""
-    text = re.sub(r"\[\d+\]", " ", answer)
+    text = re.sub(r"(?m)^\s*\d{1,2}[.)、]\s*", " ", re.sub(r"\[\d+\]", " ", answer))  # not citations, list markers
     if not sources:
         return None
     numbers, known_numbers = _numbers(text), set().union(*(_numbers(s.text) for s in sources))
@@ -586,7 +589,7 @@ class Asker:
         flt = CitationFilter({s.n for s in answer.sources})
         parts: list[str] = []
         stream = llm.stream_chat(messages_for(question, answer.sources, lang), max_tokens=options.max_tokens,
-                                 temperature=options.temperature)
+                                 temperature=options.temperature, stop=ECHO_STOPS)
         loop = LoopGuard()
         try:
             for piece in stream:

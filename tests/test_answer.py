@@ -162,6 +162,8 @@ def test_figures_are_compared_as_numbers_and_codes_only_within_a_language():
     assert unsupported("固件 4.2.0 于 2024年3月5日 发布 [1]。", manual, "固件 4.2.0 是哪天发布的？") is None
     assert unsupported("It stirs at 1850 rpm and fills to 0.5 mL [1].", manual, "How fast?") is None
     assert "2025" in unsupported("Released 2025-03-05 [1].", manual, "When was 4.2.0 released?")
+    steps = "To update:\n1. Check firmware 4.2.0 [1].\n2) Fill to 0.5 mL [1]."  # list markers are not figures
+    assert unsupported(steps, manual, "How do I update?") is None
     zh = [Source(1, "/zh.md", None, None, None, None, "", [1], "错误代码 E-305 表示二氧化碳传感器漂移。", 1, 1)]
     # CO2 is a code, and codes may be translated (二氧化碳); only numbers cross languages
     assert unsupported("Error E-305 means the CO2 sensor drifts [1].", zh, "What does E-305 mean?") is None
@@ -207,9 +209,13 @@ class ScriptedLLM:
         return self.variants
 
     def stream_chat(self, messages, max_tokens, temperature=0.1, stop=None):
+        """The reply in small pieces, cut where a stop string starts (as llama.cpp does)."""
         self.prompts.append(messages)
-        for i in range(0, len(self.reply), 3):
-            yield self.reply[i:i + 3]
+        reply = self.reply
+        for s in stop or ():
+            reply = reply.split(s, 1)[0]
+        for i in range(0, len(reply), 3):
+            yield reply[i:i + 3]
 
 
 @pytest.fixture
@@ -253,6 +259,13 @@ def test_ask_rejects_an_answer_from_the_model_s_memory(handbook):
     assert answer.abstained and answer.answer == ABSTAIN["en"] and answer.citations == []
     assert answer.unsupported_answer.startswith("The QF-300 was designed in Canberra")
     assert answer.abstain_reason.startswith("not supported by the sources")
+
+
+def test_a_model_echoing_the_prompt_is_cut_off(handbook):
+    # SmolLM2 answers, then starts writing the next source fence with made-up text in it
+    llm = ScriptedLLM('The warranty lasts 27 months [1].\n<source id="2" from="x.pptx">\nQF-400 Rev. C page 7')
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?", AskOptions(top_k=3, fusion="off"))
+    assert answer.answer == "The warranty lasts 27 months [1]." and not answer.abstained
 
 
 def test_ask_with_fusion_passes_variants_to_retrieval(handbook):

