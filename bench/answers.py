@@ -100,7 +100,7 @@ def main() -> None:
                 cited, retrieved, fact = cited + c, retrieved + (c or r), fact + f
                 same_language += monolingual
                 if args.show:
-                    print(f"# {q['id']} cited={c} retrieved={r} fact={f} abstained={a['abstained']} "
+                    print(f"# {q['id']} cited={c} retrieved={r} fact={f} abstained={a['abstained']} ({a['abstain_reason']}) "
                           f"queries={a['queries']}\n#   Q: {q['question']}\n#   A: {a['answer']!r}", flush=True)
             abstained = 0
             for q in off_topic:

@@ -75,9 +75,11 @@ def latency(fn, queries) -> tuple[float, float]:
 
 
 def peak_memory_mb(kb_path: Path) -> float:
-    code = ("import resource; from kb.store import KnowledgeBase; from kb.retrieve import Searcher\n"
+    """Peak RSS of a fresh process that opens the knowledge base for search. Read from VmHWM: getrusage's
+    ru_maxrss survives fork + exec, so it would report this (large) bench process instead."""
+    code = ("from kb.store import KnowledgeBase; from kb.retrieve import Searcher\n"
             f"s = Searcher(KnowledgeBase({str(kb_path)!r}))\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return int(out.strip()) / 1024
 

@@ -178,6 +178,19 @@ def test_an_answer_about_something_no_source_mentions_is_caught():
     question = "How long does the battery of the QF-300 wireless remote control last?"
     why = unsupported("The battery of the QF-300 wireless remote control lasts 27 months [1].", sources, question)
     assert why == "no source mentions battery, wireless, remote, control"
+    # RAG-Fusion's translation brought a Chinese source too: an answer citing the English one is still checked
+    mixed = sources + [Source(2, "/zh.md", None, None, None, None, "", [2], "遥控器电池可使用 18 个月。", 1, 2)]
+    assert unsupported("The battery of the QF-300 wireless remote control lasts 27 months [1].", mixed, question)
+    # ...but words drawn from the Chinese source under a wrong citation are not held against the answer
+    assert unsupported("The remote's battery lasts 18 months [1].", mixed, "How long does the remote's battery last?") \
+        is None
+    # a word in the other script is copied, not translated: some source must have it
+    assert unsupported("QF-300 使用的是 QF-300 Pro 的 GPU。", mixed, "羽鳍 QF-300 使用哪一款 GPU？") == "no source has Pro"
+    assert unsupported("遥控器电池可使用 18 个月 [2]。", mixed, "QF-300 遥控器电池能用多久？") is None
+    # restating a what/which question does not answer it; restating a yes/no question does
+    assert unsupported("QF-300 使用的是 GPU。", mixed, "羽鳍 QF-300 使用哪一款 GPU？") == \
+        "the answer only restates the question"
+    assert unsupported("Yes, the QF-300 warranty covers it [1].", sources, "Does the QF-300 warranty cover it?") is None
     # a paraphrase may repeat a word or two of the question that the source words differently
     assert unsupported("22 cm of clearance must be left behind the QF-300 [1].", sources,
                        "How much clearance must be left behind the QF-300?") is None

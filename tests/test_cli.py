@@ -237,3 +237,19 @@ def test_global_options_are_accepted_after_the_command(sample_kb):
     r = subprocess.run([sys.executable, "-c", "import sys; from kb.cli import main; sys.argv[0] = 'kb'; main()",
                         "status", "--json", "--kb", str(path), "-q"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and json.loads(r.stdout)["path"] == str(path), r.stderr
+
+
+def test_library_errors_map_to_the_documented_exit_codes():
+    from kb.cli import EXIT_BUSY, EXIT_ERROR, EXIT_USAGE, _exit_code_for
+    from kb.config import ConfigError
+    from kb.llm import PromptTooLong
+    from kb.models import ModelNotFound
+    from kb.store.knowledge_base import KnowledgeBaseBusy, KnowledgeBaseError
+
+    assert (EXIT_ERROR, EXIT_USAGE, EXIT_BUSY) == (1, 2, 4)  # README "Exit codes"
+    assert _exit_code_for(PromptTooLong("the prompt has 5000 tokens")) == EXIT_USAGE
+    assert _exit_code_for(ConfigError("top_k: not an integer")) == EXIT_USAGE
+    assert _exit_code_for(KnowledgeBaseBusy("held by pid 1")) == EXIT_BUSY
+    assert _exit_code_for(KnowledgeBaseError("missing index")) == EXIT_ERROR
+    assert _exit_code_for(ModelNotFound("no such model")) == EXIT_ERROR
+    assert _exit_code_for(RuntimeError("unexpected")) is None
