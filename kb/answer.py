@@ -462,21 +462,21 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
         return f"the answer has figures no source has: {', '.join(invented[:5])}"
     lang = question_language(question)  # asked for; a Chinese answer full of codes can look English
     answer_words, question_words = set(tokenize(text)) - _ANSWER_WORDS, set(tokenize(question))
-    copied = {w for w in answer_words - question_words if _in_other_script(w, lang)}  # copied, never translated
-    unknown = copied - set().union(*(set(tokenize(s.text)) for s in sources))
+    added = answer_words - question_words  # what the answer adds to the question
+    tokens = [set(tokenize(s.text)) for s in sources]
+    unknown = {w for w in added if _in_other_script(w, lang)} - set().union(*tokens)  # copied, never translated
     if unknown:
         return f"no source has {', '.join(_as_written(text, unknown)[:5])}"
-    if not answer_words - question_words and _ASKS_WHAT.search(question) and not _YES_NO.search(text):
+    if not added and _ASKS_WHAT.search(question) and not _YES_NO.search(text):
         return "the answer only restates the question"
     same = [question_language(s.text) == lang for s in sources]
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
     if not all(ok for s, ok in zip(sources, same) if s.n in cited or not cited):
         return None  # drawn from a source in the other language: words cannot tell
-    source_tokens = [set(tokenize(s.text)) for s, ok in zip(sources, same) if ok]
-    unmentioned = sorted((answer_words & question_words) - _QUESTION_WORDS - set().union(*source_tokens))
+    source_tokens = [st for st, ok in zip(tokens, same) if ok]
+    unmentioned = (answer_words & question_words) - _QUESTION_WORDS - set().union(*source_tokens)
     if len(unmentioned) > UNMENTIONED_MAX:
-        return f"no source mentions {', '.join(_as_written(text, set(unmentioned))[:5])}"
-    added = answer_words - question_words  # what the answer adds to the question
+        return f"no source mentions {', '.join(_as_written(text, unmentioned)[:5])}"
     if all(same) and added and max(len(added & st) / len(added) for st in source_tokens) < GROUNDED_MIN_OVERLAP:
         return "the answer's words are not in the sources"
     return None
@@ -642,8 +642,9 @@ class Asker:
         if "first_token_ms" in answer.timings_ms:
             answer.timings_ms["first_token"] = answer.timings_ms.pop("first_token_ms")
         answer.tokens_per_s = stats.get("tokens_per_s")
-        why_not = None if is_decline(answer.answer) else unsupported(answer.answer, answer.sources, question)
-        if is_decline(answer.answer) and not flt.cited:
+        declined = is_decline(answer.answer)
+        why_not = None if declined else unsupported(answer.answer, answer.sources, question)
+        if declined and not flt.cited:
             answer.abstained, answer.abstain_reason = True, "the model found no answer"
         elif why_not:
             answer.unsupported_answer, answer.answer = answer.answer, ABSTAIN[lang]

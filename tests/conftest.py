@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_EVAL = REPO.parent / "shared" / "eval"
 SAMPLE_DOCS = REPO / "sample_docs"
+
+
+def run_kb(*args, env=None, input=None, timeout=900) -> subprocess.CompletedProcess:
+    """`kb ARGS...` in a fresh process, as a user runs it (text output captured)."""
+    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, env=env or os.environ,
+                          input=input, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -7,25 +7,18 @@ follows instructions and use the default one.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_DOCS
+from conftest import SAMPLE_DOCS, run_kb as kb
 
 sys.path.insert(0, str(SAMPLE_DOCS.parent / "bench"))
 from answers import load_questions, location_matches  # noqa: E402
 
 QUESTIONS, OFF_TOPIC = load_questions()
 ANSI = "\x1b["
-
-
-def kb(*args, input=None, timeout=900):
-    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, env=os.environ,
-                          input=input, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_DOCS
+from conftest import SAMPLE_DOCS, run_kb as kb
 from kb.store import KnowledgeBase
 
 ANSI = "\x1b["
-
-
-def kb(*args, env=None, input=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, env=env or os.environ,
-                          input=input, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
-from conftest import FakeEmbedder, fake_kb
+from conftest import FakeEmbedder, fake_kb, run_kb as kb
 from kb import doctor
 from kb.config import load_settings
 from kb.maintenance import repair
@@ -260,10 +259,6 @@ def test_list_kbs(tmp_path, small_kb, isolated_home):
 
 
 # ---- the real CLI --------------------------------------------------------------------------------
-
-def kb(*args):
-    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, timeout=600)
-
 
 def test_doctor_finds_a_deleted_index_and_repair_fixes_it(tmp_path):
     docs = tmp_path / "docs"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_kb as kb
 from kb.config import load_settings
 from kb.llm import (DEFAULT_PRESET, AssembledPreset, ModelUnusable, PromptTooLong, assemble, describe_llm,
                     find_parts, gguf_summary, is_verified, llama_build_info, load_llm, physical_cores,
@@ -23,11 +24,6 @@ from kb.models import ModelNotFound
 
 MESSAGES = [{"role": "system", "content": "You answer in one short sentence."},
             {"role": "user", "content": "What colour is the sky on a clear day?"}]
-
-
-def kb(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True,
-                          env=env or os.environ, timeout=300)
 
 
 # ---- assembly with synthetic parts ---------------------------------------------------------------
