@@ -574,7 +574,8 @@ class LLM:
         tokens = self.prompt_tokens(messages)
         room = self.n_ctx - len(tokens)
         if room < 1:
-            raise PromptTooLong(f"the prompt has {len(tokens)} tokens; the context window holds {self.n_ctx}")
+            raise PromptTooLong(f"the prompt has {len(tokens)} tokens; the context window holds {self.n_ctx} "
+                                f"(shorten the question, or send fewer passages: -k)")
         from llama_cpp import StoppingCriteriaList
 
         sampled = [0]
