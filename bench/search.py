@@ -28,7 +28,7 @@ from _common import dataset, figure, read_jsonl  # noqa: E402
 
 
 def build_kb(path: Path, n: int, base_texts, base_tokens, base_vecs, model_id: str, dim: int) -> None:
-    from kb.embed import text_hash
+    from kb.document import text_hash
     from kb.store import Changes, ChunkRecord, DocumentUpdate, EmbeddingInfo, KnowledgeBase
 
     rng = np.random.default_rng(n)

@@ -15,16 +15,12 @@ from typing import Any, List, Optional
 import typer
 
 from kb import __version__
-from kb.config import ConfigError, load_settings
+from kb.config import load_settings
+from kb.errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NOTHING_FOUND, EXIT_OK, EXIT_USAGE, KbError)
 from kb.render import err, out
 
-# Exit codes, identical across commands (documented in README.md).
-EXIT_OK = 0
-EXIT_ERROR = 1  # an error, or some files failed
-EXIT_USAGE = 2
-EXIT_NO_ANSWER = 3
-EXIT_BUSY = 4  # another process is writing to the knowledge base
-EXIT_INTERRUPTED = 130
+# Exit codes, identical across commands (documented in README.md), live with the errors that carry them.
+EXIT_NO_ANSWER = EXIT_NOTHING_FOUND
 
 app = typer.Typer(
     name="kb",
@@ -76,31 +72,10 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
             _fail("interrupted; the knowledge base is as it was before this command", EXIT_INTERRUPTED)
-        except Exception as e:
-            code = _exit_code_for(e)
-            if code is None:
-                raise
-            _fail(str(e), code)
+        except KbError as e:
+            _fail(str(e), e.exit_code)
 
     return wrapper
-
-
-def _exit_code_for(e: Exception) -> int | None:
-    """The documented exit code of a library exception (None: not one kb expects). The classes are looked up
-    among modules already loaded: an exception from a module never imported cannot have happened, and
-    importing kb.ingest only to name UsageError cost every command ~30 ms of start-up."""
-
-    def loaded(module: str, *names: str) -> tuple:
-        m = sys.modules.get(module)
-        return tuple(getattr(m, n) for n in names) if m is not None else ()
-
-    if isinstance(e, (ConfigError, *loaded("kb.ingest", "UsageError"), *loaded("kb.llm", "PromptTooLong"))):
-        return EXIT_USAGE
-    if isinstance(e, loaded("kb.store.knowledge_base", "KnowledgeBaseBusy")):
-        return EXIT_BUSY
-    if isinstance(e, loaded("kb.store.knowledge_base", "KnowledgeBaseError") + loaded("kb.models", "ModelNotFound")):
-        return EXIT_ERROR
-    return None
 
 
 def _fail(message: str, code: int) -> None:

@@ -17,8 +17,7 @@ APP_NAME = "kb"
 DEFAULT_KB_NAME = "default"
 
 
-class ConfigError(ValueError):
-    """An invalid setting; the message names the key, the value and what is allowed."""
+from kb.errors import ConfigError  # noqa: E402,F401  (raised here; part of this module's API)
 
 
 def data_dir() -> Path:

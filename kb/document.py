@@ -5,16 +5,12 @@ Kept free of heavy imports so every stage (and `kb status`) can use it.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
-class ExtractionError(Exception):
-    """A file could not be turned into text. The message is the one-line reason shown to the user."""
-
-
-class UnsupportedFormat(ExtractionError):
-    """No extractor handles this file type (the message carries a hint, e.g. convert with LibreOffice)."""
+from kb.errors import ExtractionError, UnsupportedFormat  # noqa: F401  (raised by every extractor)
 
 
 @dataclass
@@ -57,3 +53,8 @@ class Chunk:
     slide: int | None = None
     heading_path: tuple[str, ...] = ()
     n_tokens: int = 0  # tokens of index_text, counted with the embedding model's tokenizer
+
+
+def text_hash(text: str) -> str:
+    """A chunk's key in the embedding cache (with the model id): the hash of the text that gets embedded."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

@@ -6,7 +6,6 @@ Every backend implements the `Embedder` protocol; `load_embedder(spec)` picks on
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
@@ -112,8 +111,3 @@ class _quiet_loading:
             hf_logging.enable_progress_bar()
         self._warnings.__exit__(*exc)
         return False
-
-
-def text_hash(text: str) -> str:
-    """Key of the embedding cache (together with the model id)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

@@ -31,8 +31,7 @@ EMBED_POOL = 512  # texts per embedding call: sentence-transformers sorts each c
 PARALLEL_MIN_FILES = 8  # fewer files than this are extracted in-process (a worker costs ~0.5 s to start)
 
 
-class UsageError(ValueError):
-    """Bad arguments (exit code 2)."""
+from kb.errors import UsageError  # noqa: E402,F401
 
 
 @dataclass
@@ -220,7 +219,7 @@ def ingest(kb: KnowledgeBase, options: IngestOptions, embedding_spec: str, embed
     `embedder_factory()` loads the embedding model; it is called only if some file needs chunking.
     """
     from kb.chunking import CHUNKER_VERSION, chunk_document
-    from kb.embed import text_hash
+    from kb.document import text_hash
     from kb.text import tokenize
 
     started = time.perf_counter()

@@ -35,12 +35,7 @@ GGUF_MAGIC = b"GGUF"
 CHUNK_BYTES = 8 << 20  # streaming buffer for assembly and hashing
 
 
-class ModelUnusable(ModelNotFound):
-    """The model's file is there but cannot be used (failed verification, failed to load)."""
-
-
-class PromptTooLong(ValueError):
-    """The prompt does not fit the context window (the caller should send fewer passages)."""
+from kb.errors import ModelUnusable, PromptTooLong  # noqa: E402,F401
 
 
 # ---- presets -------------------------------------------------------------------------------------

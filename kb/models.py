@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-class ModelNotFound(Exception):
-    """The message says what is missing and how to get it."""
+from kb.errors import ModelNotFound  # noqa: E402,F401
 
 
 @dataclass(frozen=True)

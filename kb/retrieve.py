@@ -23,8 +23,7 @@ CANDIDATES = OPTION_BY_KEY["candidates"].default  # per list, before fusion
 BM25_WEIGHT = OPTION_BY_KEY["bm25_weight"].default
 
 
-class QueryError(ValueError):
-    """A query that cannot be run (no usable terms, empty knowledge base); the message says why."""
+from kb.errors import QueryError  # noqa: E402,F401
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from kb.answer import Answer, AskOptions, open_asker
 from kb.conversation import Conversation
+from kb.errors import KbError, UsageError
 from kb.render import AnswerPrinter, err, out, print_source_list, print_source_text, print_sources, render_hits
 
 PROMPT = "kb> "
@@ -39,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 ALIASES = {"quit": "exit", "q": "exit", "?": "help", "h": "help"}
 
 
-class CommandError(ValueError):
+class CommandError(UsageError):
     """A slash command that cannot run as typed; the message is the one-line explanation."""
 
 
@@ -117,11 +118,6 @@ class Shell:
     def handle(self, line: str) -> bool:
         """Run one line of input; False when the session should end. A KeyboardInterrupt propagates (the
         interrupted answer is dropped; the caller decides whether the session goes on)."""
-        from kb.llm import PromptTooLong
-        from kb.models import ModelNotFound
-        from kb.retrieve import QueryError
-        from kb.store import KnowledgeBaseError
-
         line = line.strip()
         if not line:
             return True
@@ -133,7 +129,7 @@ class Shell:
             return self.run(command)
         except CommandError as e:
             err.print(str(e), markup=False)
-        except (QueryError, PromptTooLong, ModelNotFound, KnowledgeBaseError) as e:
+        except KbError as e:
             err.print(f"kb: error: {e}", markup=False)
         finally:
             self._printer = None

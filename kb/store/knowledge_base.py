@@ -27,16 +27,7 @@ LOCK_INFO = "write.lock.json"
 _GEN_FILE = re.compile(r"^(dense|lexical)-(\d+)(\.bin)?(\.tmp)?$")
 
 
-class KnowledgeBaseError(Exception):
-    """A problem the user can act on; the message says what and how."""
-
-
-class KnowledgeBaseBusy(KnowledgeBaseError):
-    pass
-
-
-class KnowledgeBaseMissing(KnowledgeBaseError):
-    pass
+from kb.errors import KnowledgeBaseBusy, KnowledgeBaseError, KnowledgeBaseMissing  # noqa: E402,F401
 
 
 @dataclass
