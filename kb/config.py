@@ -192,22 +192,24 @@ def load_settings(kb: str | None = None, flags: Mapping[str, Any] | None = None,
 
 
 def set_user_setting(key: str, raw: str) -> Path:
-    """`kb config set KEY VALUE`: validate, then rewrite the user config file."""
+    """`kb config set KEY VALUE`: validate, then update the user config file in place.
+
+    tomlkit edits the document the user wrote: comments, blank lines and key order stay; an existing
+    key's value is replaced where it stands, a new key is appended. The file is written to a temporary
+    name and renamed, so a crash leaves either the old file or the new one."""
     value = coerce(key, raw)
     path = user_config_file()
-    current = _read_toml(path)
-    current[key] = value
+    _read_toml(path)  # a file tomllib cannot read is reported as such, not rewritten
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.is_file() else tomlkit.document()
+    except (OSError, UnicodeDecodeError, TOMLKitError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+    doc[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{k} = {_toml_value(v)}" for k, v in sorted(current.items())]
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
     os.replace(tmp, path)
     return path
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'

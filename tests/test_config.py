@@ -62,3 +62,20 @@ def test_readme_documents_every_setting_with_its_default():
         default = ("true" if o.default else "false") if isinstance(o.default, bool) else \
             (f'"{o.default}"' if isinstance(o.default, str) else str(o.default))
         assert shown == default, (o.key, shown, default)
+
+
+def test_config_set_keeps_comments_and_key_order():
+    """`kb config set` edits the user's file in place: comments and key order stay, a new key goes last."""
+    path = user_config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('# my kb settings\nworkers = 2  # two cores here\n\nbatch_size = 16\ndevice = "cpu"\n',
+                    encoding="utf-8")
+    set_user_setting("batch_size", "8")
+    set_user_setting("chunk_overlap", "10")
+    assert path.read_text(encoding="utf-8") == ('# my kb settings\nworkers = 2  # two cores here\n\n'
+                                                'batch_size = 8\ndevice = "cpu"\nchunk_overlap = 10\n')
+    set_user_setting("workers", "3")
+    assert path.read_text(encoding="utf-8").splitlines()[:2] == ["# my kb settings", "workers = 3  # two cores here"]
+    s = load_settings()
+    assert (s.workers, s.batch_size, s.device, s.chunk_overlap) == (3, 8, "cpu", 10)
+    assert not path.with_suffix(".tmp").exists()
