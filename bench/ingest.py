@@ -32,7 +32,7 @@ def main() -> None:
 
     from kb.config import load_settings
     from kb.ingest import IngestOptions, ingest
-    from kb.models import load_embedder, resolve_embedder
+    from kb.embedders import load_embedder, resolve_embedder
     from kb.store import KnowledgeBase
 
     spec = args.model or load_settings().embedding_model
@@ -54,7 +54,7 @@ def main() -> None:
         chunks = report.chunks_total
 
         cat = kb.catalog(readonly=True)
-        texts = [r[0] for r in cat.conn.execute("SELECT index_text FROM chunks ORDER BY id")]
+        texts = cat.chunk_texts()
         cat.close()
         t0 = time.perf_counter()
         embedder.embed_documents(texts, batch_size=32)

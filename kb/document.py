@@ -53,6 +53,12 @@ class Chunk:
     slide: int | None = None
     heading_path: tuple[str, ...] = ()
     n_tokens: int = 0  # tokens of index_text, counted with the embedding model's tokenizer
+    tokens: tuple[str, ...] = ()  # BM25 tokens of index_text (kb.text.tokenize), set when the chunk is indexed
+
+    @property
+    def text_hash(self) -> str:
+        """Key of this chunk's vector in the embedding cache."""
+        return text_hash(self.index_text)
 
 
 def text_hash(text: str) -> str:

@@ -359,3 +359,61 @@ def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int
         metrics["p95_ms"] = round(percentile(latencies, 95), 2)
         results[mode] = metrics
     return results
+
+
+EVAL_MODES = ("hybrid", "dense", "bm25", "hybrid+rerank", "hybrid+fusion")
+
+
+def run_eval(settings, dataset_dir: Path, split: str = "test", modes: Sequence[str] = (), limit: int = 0,
+             queries: Path | None = None, keep_kb: bool = False, on_progress=None, on_model_load=None,
+             on_query=None) -> dict:
+    """`kb eval`: ingest a BEIR dataset's corpus through kb's own ingest (into a throwaway knowledge base, or into
+    `settings.kb_path` when `keep_kb`, kept for next time) and score every judged query in each mode.
+
+    Returns {dataset, split, queries, documents, embedding_model, modes: {mode: metrics + p50_ms/p95_ms}}.
+    """
+    import tempfile
+
+    from kb.errors import UsageError
+    from kb.ingest import IngestOptions, ingest_with_settings
+    from kb.retrieve import open_searcher
+
+    for m in modes:
+        if m not in EVAL_MODES:
+            raise UsageError(f"--mode must be one of: {', '.join(EVAL_MODES)} (got {m!r})")
+    try:
+        dataset = load_beir(dataset_dir, split)
+        if queries:
+            replace_queries(dataset, queries)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if limit:
+        dataset.queries = dict(list(dataset.queries.items())[:limit])
+    with tempfile.TemporaryDirectory(prefix="kb-eval-") as tmp:
+        if not keep_kb:
+            settings.kb_path = Path(tmp) / "kb"
+        corpus_dir = settings.kb_path / "eval-corpus" / Path(dataset_dir).resolve().name
+        write_corpus(dataset, corpus_dir)
+        ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[corpus_dir]),
+                             on_progress=on_progress, on_model_load=on_model_load)
+        searcher = open_searcher(settings)
+        try:
+            default = ["bm25", "dense", "hybrid"] + (["hybrid+rerank"] if searcher.reranker else [])
+            results = run_queries(searcher, dataset, list(modes) or default, on_query=on_query,
+                                  variants=fusion_variant_writer(settings, modes))
+            model = searcher.meta.get("embedding_model")
+        finally:
+            searcher.close()
+    return {"dataset": str(dataset_dir), "split": split, "queries": len(dataset.queries),
+            "documents": len(dataset.corpus), "embedding_model": model, "modes": results}
+
+
+def fusion_variant_writer(settings, modes: Sequence[str]):
+    """For `--mode hybrid+fusion`: the configured LLM writing RAG-Fusion variants, as `kb ask` does."""
+    if "hybrid+fusion" not in modes:
+        return None
+    from kb.answer.fusion import generate_variants
+    from kb.llm import load_llm
+
+    llm = load_llm(settings)
+    return lambda query: generate_variants(llm, query, settings.variants)[0]

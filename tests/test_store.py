@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from kb.store import (
-    Changes, ChunkRecord, DocumentUpdate, EmbeddingInfo, KnowledgeBase, KnowledgeBaseBusy, KnowledgeBaseError,
+    Changes, DocumentUpdate, EmbeddingInfo, KnowledgeBase, KnowledgeBaseBusy, KnowledgeBaseError,
 )
+from kb.document import Chunk
 from kb.store.dense import DenseIndex
 from kb.store.lexical import LexicalIndex
 
@@ -25,9 +26,10 @@ def _vec(seed: int) -> np.ndarray:
 def _doc(path: str, texts: list[str]) -> tuple[DocumentUpdate, list[tuple[str, bytes]]]:
     chunks, vectors = [], []
     for i, t in enumerate(texts):
-        h = f"h-{t}"
-        chunks.append(ChunkRecord(i, t, t, t.lower().split(), 1, 1, None, ("Intro",), len(t.split()), h))
-        vectors.append((h, _vec(hash(t) % 10_000).tobytes()))
+        chunk = Chunk(t, i, t, page_start=1, page_end=1, heading_path=("Intro",), n_tokens=len(t.split()),
+                      tokens=tuple(t.lower().split()))
+        chunks.append(chunk)
+        vectors.append((chunk.text_hash, _vec(hash(t) % 10_000).tobytes()))
     return DocumentUpdate(path=path, sha256="x" + path, size=1, mtime=1.0, format="text", title=path,
                           pages=None, status="ok", chunks=chunks), vectors
 

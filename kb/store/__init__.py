@@ -2,7 +2,6 @@
 
 from kb.store.knowledge_base import (  # noqa: F401
     Changes,
-    ChunkRecord,
     DocumentUpdate,
     EmbeddingInfo,
     KnowledgeBase,

@@ -10,7 +10,10 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from kb.document import Chunk
 
 SCHEMA_VERSION = 1
 
@@ -158,14 +161,15 @@ class Catalog:
         self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
         return ids
 
-    def insert_chunks(self, doc_id: int, rows: Sequence[tuple]) -> list[int]:
-        """rows: (ordinal, text, index_text, tokens, page_start, page_end, slide, heading_path, n_tokens, text_hash)."""
+    def insert_chunks(self, doc_id: int, chunks: Sequence["Chunk"]) -> list[int]:
+        """Store a document's chunks (their BM25 tokens set); returns their new ids."""
         ids = []
-        for row in rows:
+        for c in chunks:
             cur = self.conn.execute(
                 """INSERT INTO chunks(doc_id, ordinal, text, index_text, tokens, page_start, page_end, slide,
                    heading_path, n_tokens, text_hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)""",
-                (doc_id, *row),
+                (doc_id, c.ordinal, c.text, c.index_text, " ".join(c.tokens), c.page_start, c.page_end, c.slide,
+                 HEADING_SEP.join(c.heading_path), c.n_tokens, c.text_hash),
             )
             ids.append(cur.lastrowid)
         return ids
@@ -179,8 +183,38 @@ class Catalog:
             return self.conn.execute("SELECT COUNT(*) FROM documents WHERE status=?", (status,)).fetchone()[0]
         return self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
 
-    def all_chunk_tokens(self) -> Iterator[tuple[int, str]]:
-        yield from self.conn.execute("SELECT id, tokens FROM chunks ORDER BY id")
+    def all_chunk_tokens(self) -> tuple[list[int], list[list[str]]]:
+        """Every chunk's id and BM25 tokens, in id order (what the lexical index is built from)."""
+        ids: list[int] = []
+        tokens: list[list[str]] = []
+        for chunk_id, joined in self.conn.execute("SELECT id, tokens FROM chunks ORDER BY id"):
+            ids.append(chunk_id)
+            tokens.append(joined.split())
+        return ids, tokens
+
+    def chunk_ids(self) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM chunks ORDER BY id")]
+
+    def snapshot(self) -> dict:
+        """meta, plus the chunk count, the failed documents' count and every chunk id, read in one snapshot (a
+        writer committing meanwhile cannot make them disagree)."""
+        self.conn.execute("BEGIN")
+        try:
+            meta: dict = self.meta()
+            meta["chunks"] = self.count_chunks()
+            meta["failed"] = self.count_documents("failed")
+            meta["chunk_ids"] = self.chunk_ids()
+        finally:
+            self.conn.execute("COMMIT")
+        return meta
+
+    def quick_check(self) -> list[str]:
+        """SQLite's PRAGMA quick_check: ["ok"] for an undamaged file."""
+        return [r[0] for r in self.conn.execute("PRAGMA quick_check")]
+
+    def chunk_texts(self) -> list[str]:
+        """Every chunk's index text, in id order (what was embedded)."""
+        return [r[0] for r in self.conn.execute("SELECT index_text FROM chunks ORDER BY id")]
 
     def all_chunk_hashes(self) -> list[tuple[int, str]]:
         return [(r[0], r[1]) for r in self.conn.execute("SELECT id, text_hash FROM chunks ORDER BY id")]
@@ -198,6 +232,20 @@ class Catalog:
                 out[r[0]] = ChunkRow(*r)
         return out
 
+    def ok_documents(self) -> list[tuple[int, str]]:
+        """(id, path) of every document that was ingested successfully."""
+        return [(r[0], r[1]) for r in self.conn.execute("SELECT id, path FROM documents WHERE status='ok'")]
+
+    def chunk_ids_of_documents(self, doc_ids: Iterable[int]) -> set[int]:
+        """The ids of the chunks of these documents."""
+        doc_ids = list(doc_ids)
+        out: set[int] = set()
+        for start in range(0, len(doc_ids), 500):
+            part = doc_ids[start:start + 500]
+            q = ",".join("?" * len(part))
+            out.update(r[0] for r in self.conn.execute(f"SELECT id FROM chunks WHERE doc_id IN ({q})", part))
+        return out
+
     # embedding cache
     def cached_vectors(self, model_id: str, hashes: Sequence[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -211,8 +259,10 @@ class Catalog:
         return out
 
     def store_vectors(self, model_id: str, items: Iterable[tuple[str, bytes]]) -> None:
-        self.conn.executemany("INSERT OR REPLACE INTO vectors(model_id, text_hash, vector) VALUES(?,?,?)",
-                              ((model_id, h, v) for h, v in items))
+        """Add vectors to the embedding cache, in a transaction of their own."""
+        with self.transaction():
+            self.conn.executemany("INSERT OR REPLACE INTO vectors(model_id, text_hash, vector) VALUES(?,?,?)",
+                                  ((model_id, h, v) for h, v in items))
 
     def drop_unreferenced_vectors(self, model_id: str) -> int:
         cur = self.conn.execute(

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from kb.store.catalog import HEADING_SEP, Catalog
+from kb.document import Chunk  # noqa: F401  (the type DocumentUpdate.chunks holds)
+from kb.store.catalog import Catalog
 
 CATALOG = "catalog.sqlite"
 LOCK = "write.lock"
@@ -28,20 +29,6 @@ _GEN_FILE = re.compile(r"^(dense|lexical)-(\d+)(\.bin)?(\.tmp)?$")
 
 
 from kb.errors import KnowledgeBaseBusy, KnowledgeBaseError, KnowledgeBaseMissing  # noqa: E402,F401
-
-
-@dataclass
-class ChunkRecord:
-    ordinal: int
-    text: str
-    index_text: str
-    tokens: Sequence[str]
-    page_start: int | None
-    page_end: int | None
-    slide: int | None
-    heading_path: Sequence[str]
-    n_tokens: int
-    text_hash: str
 
 
 @dataclass
@@ -58,7 +45,7 @@ class DocumentUpdate:
     status: str  # 'ok' or 'failed'
     error: str | None = None
     warnings: Sequence[str] = ()
-    chunks: list[ChunkRecord] | None = None
+    chunks: "list[Chunk] | None" = None  # with their BM25 tokens set
 
 
 @dataclass
@@ -102,6 +89,21 @@ class KnowledgeBase:
             return catalog.get_meta(key)
         finally:
             catalog.close()
+
+    def stray_index_files(self, generation: int) -> list[Path]:
+        """Index files that belong neither to `generation` nor to the one before it (kept for readers that
+        loaded it just before the last commit), and temporary files a write left behind."""
+        keep = {generation, generation - 1}
+        return sorted(p for p in self.path.iterdir()
+                      if (m := _GEN_FILE.match(p.name)) and (int(m.group(2)) not in keep or m.group(4)))
+
+    def writer_info(self) -> dict | None:
+        """What the writer lock's holder recorded about itself (pid, command, start time), if anything."""
+        try:
+            info = json.loads((self.path / LOCK_INFO).read_text())
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
 
     def dense_path(self, generation: int) -> Path:
         return self.path / f"dense-{generation}.bin"
@@ -201,14 +203,9 @@ class Writer:
 
     def sweep(self) -> list[Path]:
         """Remove index files of uncommitted (crashed) or superseded generations."""
-        gen = self.generation
-        keep = {gen, gen - 1}
-        removed = []
-        for p in self.kb.path.iterdir():
-            m = _GEN_FILE.match(p.name)
-            if m and (int(m.group(2)) not in keep or m.group(4)):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-                removed.append(p)
+        removed = self.kb.stray_index_files(self.generation)
+        for p in removed:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         return removed
 
     def check_model(self, embedding: EmbeddingInfo) -> None:
@@ -245,9 +242,7 @@ class Writer:
                 if u.chunks is not None or u.status != "ok":
                     removed += cat.delete_chunks_of(doc_id)
                 if u.chunks:
-                    added += cat.insert_chunks(doc_id, [
-                        (c.ordinal, c.text, c.index_text, " ".join(c.tokens), c.page_start, c.page_end, c.slide,
-                         HEADING_SEP.join(c.heading_path), c.n_tokens, c.text_hash) for c in u.chunks])
+                    added += cat.insert_chunks(doc_id, u.chunks)
                     added_hashes += [c.text_hash for c in u.chunks]
             for root in changes.add_roots:
                 cat.add_root(root)
@@ -269,10 +264,7 @@ class Writer:
                 else:
                     dense.update(removed, added, self._vectors(embedding, added_hashes))
                 dense.save(self.kb.dense_path(new_gen))
-                ids, tokens = [], []
-                for chunk_id, toks in cat.all_chunk_tokens():
-                    ids.append(chunk_id)
-                    tokens.append(toks.split())
+                ids, tokens = cat.all_chunk_tokens()
                 LexicalIndex.build(ids, tokens).save(self.kb.lexical_path(new_gen))
                 cat.set_meta("generation", str(new_gen))
                 cat.set_meta("embedding_model", embedding.model_id)
