@@ -12,7 +12,7 @@ import pytest
 
 from kb.document import Document, ExtractionError, UnsupportedFormat
 from kb.extract import extract_file
-from kb.extract.pdf import looks_garbled
+from kb.extract.garble import looks_garbled
 
 HOSTILE = Path(__file__).resolve().parents[2] / "shared" / "eval" / "hostile"
 PDF_PASSWORD = "asdfzxcv"
@@ -169,3 +169,11 @@ def test_password_protected_pptx(hostile, results):
     assert "Notes: Notes" in _text(extract_file(hostile / "prs-notes_password-Passw0rd.pptx", password=PPTX_PASSWORD))
     with pytest.raises(ExtractionError, match="^encrypted: wrong password$"):
         extract_file(hostile / "prs-notes_password-Passw0rd.pptx", password="nope")
+
+
+def test_legacy_ppt_with_pptx_name(hostile, tmp_path):
+    """An OLE2 file with a PowerPoint Document stream and no encrypted package is a renamed .ppt."""
+    f = tmp_path / "renamed.pptx"
+    f.write_bytes((hostile / "fake-power-point.ppt").read_bytes())
+    with pytest.raises(ExtractionError, match=r"^legacy PowerPoint format \(\.ppt\) with a \.pptx name; convert"):
+        extract_file(f)

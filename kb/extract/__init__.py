@@ -14,7 +14,7 @@ import importlib
 from pathlib import Path
 
 from kb.document import Document, ExtractionError, UnsupportedFormat
-from kb.extract._util import CFB_MAGIC, PDF_MAGIC, ZIP_MAGIC, describe_head, short_reason
+from kb.extract.common import CFB_MAGIC, PDF_MAGIC, ZIP_MAGIC, describe_head, short_reason
 
 __all__ = [
     "extract_file",

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 from kb.document import Document, ExtractionError, Section
-from kb.extract._util import collapse_inline, normalize_whitespace, short_reason
+from kb.extract.common import collapse_inline, normalize_whitespace, short_reason
+from kb.extract.ooxml import open_ooxml
 
 _HEADING_STYLE_RE = re.compile(r"^(?:heading|überschrift|titre|título|titolo|kop)\s*(\d)$", re.IGNORECASE)
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -24,7 +25,6 @@ def extract_docx(path: Path, password: str | None = None) -> Document:
         from docx.text.paragraph import Paragraph
     except ImportError as e:  # pragma: no cover - dependency missing
         raise ExtractionError(f"Word support is not installed ({short_reason(e)})") from None
-    from kb.extract.pptx import open_ooxml
 
     source = open_ooxml(path, password, kind="Word")
     try:

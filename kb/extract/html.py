@@ -1,6 +1,6 @@
 """HTML: visible text, one Section per h1-h6 heading, tables as " | " rows, title from <title>.
 
-Encoding: BOM, then UTF-8, then the charset the page declares, then detection (see `text.py`);
+Encoding: BOM, then UTF-8, then the charset the page declares, then detection (see `kb.extract.encoding`);
 the bytes are decoded by us rather than lxml, which falls back to Latin-1 silently.
 """
 
@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 from kb.document import Document, ExtractionError, Section
-from kb.extract._util import collapse_inline, normalize_whitespace, short_reason
+from kb.extract.common import collapse_inline, normalize_whitespace, short_reason
+from kb.extract.encoding import decode_bytes
 
 _DROP = frozenset({"script", "style", "noscript", "template", "svg", "math", "iframe", "object", "embed",
                    "head", "button", "select", "canvas"})
@@ -22,8 +23,6 @@ _CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)
 
 
 def extract_html(path: Path, password: str | None = None) -> Document:
-    from kb.extract.text import decode_bytes
-
     try:
         data = path.read_bytes()
     except OSError as e:

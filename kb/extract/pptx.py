@@ -9,16 +9,16 @@ often puts a late-added text box first. Groups are read recursively in their own
 text is read from the diagram's data part, which python-pptx does not expose as shapes.
 
 Password-protected .pptx files are OLE2 containers holding an encrypted package; they are
-decrypted here when a password is given (see `kb.extract._ooxml_crypto`), else reported.
+decrypted when a password is given (see `kb.extract.ooxml`), else reported.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from kb.document import Document, ExtractionError, Section
-from kb.extract._util import CFB_MAGIC, ZIP_MAGIC, collapse_inline, normalize_whitespace, short_reason
+from kb.extract.common import collapse_inline, normalize_whitespace, short_reason
+from kb.extract.ooxml import open_ooxml
 
 _ROW_TOLERANCE = 228600  # EMU (0.25 in): boxes whose tops differ less than this are on one row
 
@@ -76,21 +76,6 @@ def extract_pptx(path: Path, password: str | None = None) -> Document:
         title = None
     return Document(path=path, format="pptx", title=title or first_title or path.stem, sections=sections,
                     pages=len(slides), warnings=warnings)
-
-
-def open_ooxml(path: Path, password: str | None, kind: str):
-    """The package to hand to python-pptx/-docx: the path, or the decrypted bytes of an OLE2-wrapped
-    password-protected file."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(ZIP_MAGIC):
-        return str(path)
-    if head != CFB_MAGIC:
-        raise ExtractionError(f"broken {kind} file: not a zip package")
-    from kb.extract._ooxml_crypto import decrypt_ooxml
-
-    data = path.read_bytes()
-    return io.BytesIO(decrypt_ooxml(data, password, kind))
 
 
 def _slide_text(slide) -> tuple[str | None, str]:
