@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from kb.document import Chunk, Document, Section
-from kb.text import _HAN, sentence_spans
+from kb.text import HAN_CHARS as _HAN, sentence_spans
 
 __all__ = ["CHUNKER_VERSION", "chunk_document", "index_prefix"]
 

@@ -45,7 +45,8 @@ __all__ = [
 TOKENIZER_VERSION = 1
 
 # CJK Unified Ideographs (+ Ext. A, compatibility ideographs, 〇, the supplementary-plane extensions).
-_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+HAN_CHARS = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"  # for a regex [...] class
+_HAN = HAN_CHARS
 _HAN_RE = re.compile(f"[{_HAN}]")
 _SPACE_RE = re.compile(r"\s")
 

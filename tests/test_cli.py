@@ -235,10 +235,9 @@ def test_global_options_are_accepted_after_the_command(sample_kb):
 
 
 def test_library_errors_map_to_the_documented_exit_codes():
-    from kb.cli import EXIT_BUSY, EXIT_ERROR, EXIT_USAGE, _exit_code_for
     from kb.config import ConfigError
-    from kb.llm import PromptTooLong
-    from kb.models import ModelNotFound
+    from kb.errors import EXIT_BUSY, EXIT_ERROR, EXIT_USAGE, ModelNotFound, PromptTooLong
+    from kb.errors import exit_code_for as _exit_code_for
     from kb.store.knowledge_base import KnowledgeBaseBusy, KnowledgeBaseError
 
     assert (EXIT_ERROR, EXIT_USAGE, EXIT_BUSY) == (1, 2, 4)  # README "Exit codes"
@@ -248,3 +247,4 @@ def test_library_errors_map_to_the_documented_exit_codes():
     assert _exit_code_for(KnowledgeBaseError("missing index")) == EXIT_ERROR
     assert _exit_code_for(ModelNotFound("no such model")) == EXIT_ERROR
     assert _exit_code_for(RuntimeError("unexpected")) is None
+    assert _exit_code_for(KeyboardInterrupt()) == 130
