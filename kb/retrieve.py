@@ -213,14 +213,13 @@ class Searcher:
 def open_searcher(settings) -> Searcher:
     """A Searcher over the committed generation that embeds queries with the knowledge base's own model
     and reranks with the configured cross-encoder, if any."""
-    from kb.models import embedding_spec_for, load_embedder, pick_device
+    from kb.embedders import embedding_spec, load_embedder, pick_device
     from kb.store import KnowledgeBaseMissing
 
     kb = KnowledgeBase(settings.kb_path)
     if not kb.exists():
         raise KnowledgeBaseMissing(f"no knowledge base at {kb.path}; create one with `kb ingest PATH`")
-    spec = embedding_spec_for(settings.embedding_model, settings.sources["embedding_model"],
-                              kb.recorded("embedding_spec"))
+    spec = embedding_spec(settings, kb)
     reranker = None
     if settings.reranker:
         from kb.rerank import CrossEncoderReranker

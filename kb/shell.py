@@ -225,8 +225,8 @@ class Shell:
                   markup=False)
 
     def cmd_model(self, arg: str) -> None:
+        from kb.errors import ModelNotFound
         from kb.llm import resolve_llm
-        from kb.models import ModelNotFound
 
         llm = self.asker._llm  # noqa: SLF001  (None until the first answer needs it; reading it loads nothing)
         if llm is not None:

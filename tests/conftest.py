@@ -110,7 +110,7 @@ def fake_embedder():
 def default_embedder():
     """The default embedding model (multilingual e5), loaded once per test session."""
     from kb.config import OPTION_BY_KEY
-    from kb.models import load_embedder
+    from kb.embedders import load_embedder
 
     return load_embedder(OPTION_BY_KEY["embedding_model"].default)
 
@@ -118,6 +118,6 @@ def default_embedder():
 @pytest.fixture(scope="session")
 def minilm():
     """The real packaged all-MiniLM-L6-v2, loaded once per test session."""
-    from kb.models import load_embedder
+    from kb.embedders import load_embedder
 
     return load_embedder("minilm")

@@ -134,9 +134,10 @@ def test_embedding_model_matches_or_says_how_to_re_embed(tmp_path, small_kb):
 
 
 def test_dimension_is_read_from_the_model_files(tmp_path):
-    from kb.models import resolve_embedder
+    from kb.embedders import resolve_embedder
+    from kb.embedders.st import sentence_transformers_dimension
 
-    assert doctor.sentence_transformers_dimension(Path(resolve_embedder("minilm").location)) == 384
+    assert sentence_transformers_dimension(Path(resolve_embedder("minilm").location)) == 384
     model = tmp_path / "st"
     (model / "1_Pooling").mkdir(parents=True)
     (model / "2_Dense").mkdir()
@@ -148,9 +149,9 @@ def test_dimension_is_read_from_the_model_files(tmp_path):
     (model / "1_Pooling" / "config.json").write_text(json.dumps(
         {"word_embedding_dimension": 768, "pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}))
     (model / "2_Dense" / "config.json").write_text(json.dumps({"in_features": 768, "out_features": 256}))
-    assert doctor.sentence_transformers_dimension(model) == 256
+    assert sentence_transformers_dimension(model) == 256
     (model / "model.safetensors").unlink()
-    assert doctor.sentence_transformers_dimension(model) is None  # no weights: load it to find out
+    assert sentence_transformers_dimension(model) is None  # no weights: load it to find out
 
 
 def test_reranker(tmp_path):

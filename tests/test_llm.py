@@ -17,10 +17,9 @@ import pytest
 
 from conftest import run_kb as kb
 from kb.config import load_settings
-from kb.llm import (DEFAULT_PRESET, AssembledPreset, ModelUnusable, PromptTooLong, assemble, describe_llm,
-                    find_parts, gguf_summary, is_verified, llama_build_info, load_llm, physical_cores,
-                    resolve_llm, resolve_llm_spec)
-from kb.models import ModelNotFound
+from kb.errors import ModelNotFound, ModelUnusable, PromptTooLong
+from kb.llm import (DEFAULT_PRESET, AssembledPreset, assemble, describe_llm, find_parts, gguf_summary, is_verified,
+                    llama_build_info, load_llm, physical_cores, resolve_llm, resolve_llm_spec)
 
 MESSAGES = [{"role": "system", "content": "You answer in one short sentence."},
             {"role": "user", "content": "What colour is the sky on a clear day?"}]

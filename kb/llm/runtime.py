@@ -1,0 +1,277 @@
+"""The local LLM at run time: llama.cpp (imported on first use, its log captured), the loaded model and its
+streaming chat, loading once per process, the build's features and the machine's physical cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterator
+
+from kb.errors import ModelNotFound, ModelUnusable, PromptTooLong
+from kb.llm.gguf import gguf_summary
+from kb.llm.presets import ensure_model_file, resolve_llm
+
+
+# ---- hardware ------------------------------------------------------------------------------------
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyperthreads do not speed up llama.cpp's matmuls)."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = list(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in allowed:
+        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((topo.joinpath("physical_package_id").read_text().strip(),
+                       topo.joinpath("core_id").read_text().strip()))
+        except OSError:
+            cores = set()
+            break
+    if cores:
+        return len(cores)
+    if sys.platform == "darwin":
+        import subprocess
+
+        with contextlib.suppress(OSError, ValueError, subprocess.SubprocessError):
+            return max(1, int(subprocess.run(["sysctl", "-n", "hw.physicalcpu"], capture_output=True,
+                                             text=True, timeout=2).stdout))
+    n = len(allowed)
+    return max(1, n // 2) if n >= 4 else max(1, n)  # unknown topology: assume SMT on bigger machines
+
+
+# ---- llama.cpp -----------------------------------------------------------------------------------
+
+_LOG_TAIL: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, shown only when loading fails
+_LOG_CALLBACK = None
+
+
+def _import_llama_cpp():
+    """Import llama_cpp and route its C-level log into a small buffer instead of the user's terminal."""
+    global _LOG_CALLBACK
+    import llama_cpp
+    import llama_cpp.llama  # noqa: F401  (installs llama-cpp-python's own logger, which we replace)
+
+    if _LOG_CALLBACK is None:
+        @llama_cpp.llama_log_callback
+        def _log(level, text, user_data):
+            with contextlib.suppress(Exception):
+                _LOG_TAIL.append(text.decode("utf-8", "replace"))
+
+        _LOG_CALLBACK = _log
+        llama_cpp.llama_log_set(_LOG_CALLBACK, None)
+    return llama_cpp
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to a temp file (what C code prints directly); yields a function giving it back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured = tempfile.TemporaryFile()
+    os.dup2(captured.fileno(), 2)
+    text: list[str] = []
+
+    def read() -> str:
+        return "".join(text)
+
+    try:
+        yield read
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        captured.seek(0)
+        text.append(captured.read()[-4000:].decode("utf-8", "replace"))
+        captured.close()
+
+
+def gpu_offload_supported() -> bool:
+    return bool(_import_llama_cpp().llama_supports_gpu_offload())
+
+
+def llama_build_info() -> dict:
+    """The installed llama-cpp-python build: version, GPU offload, backends, CPU features. Loads no model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        llama_cpp = _import_llama_cpp()
+    except ImportError as e:
+        return {"installed": False, "error": f"llama-cpp-python is not installed ({e}): pip install llama-cpp-python"}
+    try:
+        pkg_version = version("llama_cpp_python")
+    except PackageNotFoundError:
+        pkg_version = getattr(llama_cpp, "__version__", None)
+    system_info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+    features: dict[str, str] = {}
+    for item in system_info.split("|"):
+        if "=" in item:
+            k, v = item.rsplit("=", 1)
+            features[k.split(":")[-1].strip()] = v.strip()
+    lib = Path(llama_cpp.__file__).parent / "lib"
+    backends = sorted({p.name.split(".")[0][len("libggml-"):] for p in lib.glob("libggml-*")} - {"base"})
+    gpu = bool(llama_cpp.llama_supports_gpu_offload())
+    return {
+        "installed": True,
+        "version": pkg_version,
+        "gpu_offload": gpu,
+        "backends": backends or ["cpu"],
+        "backend": next((b for b in backends if b != "cpu"), "cpu") if gpu else "cpu",
+        "system_info": system_info,
+        "cpu_features": [k for k, v in features.items() if v == "1"],
+        "physical_cores": physical_cores(),
+    }
+
+
+# ChatML, for GGUF files that carry no chat template of their own.
+CHATML_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] "
+                   "+ '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+                   "{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+_CACHE: dict[tuple, "LLM"] = {}
+# Small models loop ("The answer is: … The answer is: …"); a mild penalty on recent tokens stops most of it
+# without hurting answers that must repeat a number or a name.
+REPEAT_PENALTY = 1.1
+
+
+class LLM:
+    """One loaded GGUF model. Use `load_llm`, which loads each file once per process."""
+
+    def __init__(self, path: Path, n_ctx: int, threads: int, gpu_layers: int):
+        llama_cpp = _import_llama_cpp()
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.path = Path(path)
+        self.model_id = self.path.name
+        self.threads = threads
+        self.gpu_layers = gpu_layers
+        self.last_stats: dict = {}
+        _LOG_TAIL.clear()
+        try:
+            with _quiet_stderr() as captured:
+                self._llama = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads,
+                                              n_threads_batch=threads, n_gpu_layers=gpu_layers, verbose=False)
+        except (ValueError, RuntimeError, OSError) as e:
+            detail = (captured() + "".join(_LOG_TAIL)).strip().splitlines()
+            why = next((ln for ln in reversed(detail) if "error" in ln.lower() or "fail" in ln.lower()), "")
+            raise ModelUnusable(f"llama.cpp could not load {self.path}: {e}" + (f" ({why.strip()})" if why else "")) \
+                from None
+        self.n_ctx = int(self._llama.n_ctx())
+        meta = self._llama.metadata
+        template = meta.get("tokenizer.chat_template")
+        self.chat_template_source = "gguf" if template else "chatml (fallback: the file has no template)"
+        model = self._llama._model
+        eos_id, bos_id = self._llama.token_eos(), self._llama.token_bos()
+        eos = model.token_get_text(eos_id) if eos_id != -1 else ""
+        bos = model.token_get_text(bos_id) if bos_id != -1 else ""
+        self._formatter = Jinja2ChatFormatter(template=template or CHATML_TEMPLATE, eos_token=eos, bos_token=bos)
+        self._stops = [s for s in {eos, "<|im_end|>" if not template else ""} if s]
+        self._active: Iterator[str] | None = None
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def prompt_tokens(self, messages: list[dict]) -> list[int]:
+        """The chat template applied to `messages` (ending with the assistant's turn), as tokens."""
+        prompt = self._formatter(messages=messages).prompt
+        return self._llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def stream_chat(self, messages: list[dict], max_tokens: int, temperature: float = 0.1,
+                    stop: list[str] | None = None, repeat_penalty: float = REPEAT_PENALTY) -> Iterator[str]:
+        """Yield the answer's text pieces as they are generated.
+
+        Closing the generator (break, .close(), Ctrl-C) stops generation after the current token; the model
+        stays usable. Starting another call closes a stream that was left open. `last_stats` is set when the
+        stream ends or is closed.
+        """
+        if self._active is not None:
+            self._active.close()
+        self._active = self._stream(messages, max_tokens, temperature, list(stop or []), repeat_penalty)
+        return self._active
+
+    def _stream(self, messages, max_tokens, temperature, stop, repeat_penalty) -> Iterator[str]:
+        started = time.perf_counter()
+        tokens = self.prompt_tokens(messages)
+        room = self.n_ctx - len(tokens)
+        if room < 1:
+            raise PromptTooLong(f"the prompt has {len(tokens)} tokens; the context window holds {self.n_ctx} "
+                                f"(shorten the question, or send fewer passages: -k)")
+        from llama_cpp import StoppingCriteriaList
+
+        sampled = [0]
+
+        def count(_ids, _logits) -> bool:  # once per sampled token, and once more when generation ends
+            sampled[0] += 1
+            return False
+
+        first = None
+        finish = "closed"
+        pieces = self._llama.create_completion(prompt=tokens, max_tokens=min(max_tokens, room),
+                                               temperature=temperature, repeat_penalty=repeat_penalty,
+                                               stop=stop + self._stops,
+                                               stopping_criteria=StoppingCriteriaList([count]), stream=True)
+        try:
+            for chunk in pieces:
+                choice = chunk["choices"][0]
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+                if choice["text"]:
+                    if first is None:
+                        first = time.perf_counter()
+                    yield choice["text"]
+        finally:
+            pieces.close()
+            end = time.perf_counter()
+            first = first or end
+            gen_s = end - first
+            n = sampled[0] - (finish != "closed")
+            self.last_stats = {
+                "prompt_tokens": len(tokens),
+                "completion_tokens": n,
+                "first_token_ms": round((first - started) * 1000, 1),
+                "total_ms": round((end - started) * 1000, 1),
+                "tokens_per_s": round((n - 1) / gen_s, 2) if n > 1 and gen_s > 0 else None,
+                "finish_reason": finish,
+            }
+
+    def chat(self, messages: list[dict], max_tokens: int, temperature: float = 0.1,
+             stop: list[str] | None = None, repeat_penalty: float = REPEAT_PENALTY) -> str:
+        return "".join(self.stream_chat(messages, max_tokens, temperature, stop, repeat_penalty))
+
+
+def effective_gpu_layers(requested: int, cpu: bool = False) -> int:
+    """-1 means every layer when this llama.cpp build can offload, else 0; `cpu` forces 0."""
+    if cpu:
+        return 0
+    if requested == -1:
+        return -1 if gpu_offload_supported() else 0
+    return requested
+
+
+def load_llm(settings, cpu: bool = False, on_status: Callable[[str], None] | None = None) -> LLM:
+    """The configured LLM, assembled if needed and loaded once per process.
+
+    `on_status(message)` is told when a phase starts ("assembling model … (once)", then its percentage;
+    "loading model …").
+    """
+    resolved = resolve_llm(settings)
+    path = ensure_model_file(resolved, on_status)
+    trained = None
+    with contextlib.suppress(ModelNotFound):
+        trained = gguf_summary(path)["context_length"]
+    n_ctx = min(settings.n_ctx, trained) if trained else settings.n_ctx
+    threads = settings.threads or physical_cores()
+    layers = effective_gpu_layers(settings.gpu_layers, cpu)
+    key = (str(path), n_ctx, layers, threads)
+    if key not in _CACHE:
+        if on_status is not None:
+            on_status(f"loading model {path.name} …")
+        _CACHE[key] = LLM(path, n_ctx=n_ctx, threads=threads, gpu_layers=layers)
+    return _CACHE[key]
