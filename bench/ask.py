@@ -109,7 +109,7 @@ def main() -> None:
            "s")
     figure("fusion_on_total_p50", med("fused_total"), "s")
     if tmp is not None:
-        asker.searcher.close()
+        asker.close()
         tmp.cleanup()
 
 

@@ -1,6 +1,6 @@
 """When does RAG-Fusion help? Per query: hybrid retrieval of the question alone, and with the LLM's variants
 fused in (what `kb ask --fusion` does), split by whether the first retrieval was "confident"
-(kb.fusion.confident: the top chunk leads both the dense and the BM25 list), which is when auto mode skips.
+(kb.answer.fusion.confident: the top chunk leads both the dense and the BM25 list), which is when auto mode skips.
 
     python bench/fusion.py KB_DIR DATASET_DIR [--queries FILE] [--split test] [--limit 100] [--model PRESET]
 
@@ -33,7 +33,7 @@ def main() -> None:
 
     from kb.config import load_settings
     from kb.evaluate import doc_id_of, load_beir, replace_queries, score_query
-    from kb.fusion import confident, generate_variants
+    from kb.answer.fusion import confident, generate_variants
     from kb.llm import load_llm
     from kb.retrieve import open_searcher
 

@@ -1,14 +1,18 @@
 """Hybrid retrieval: dense (hnswlib) and BM25 candidate lists fused with Reciprocal Rank Fusion,
 then an optional cross-encoder rerank.
 
-A Searcher loads the committed generation once and answers many queries (the shell, eval, ask).
+A Searcher loads the committed generation once and answers many queries (the shell, eval, ask). A search is
+two steps: `candidates()` (per query, its BM25 list with its weight and its dense list; the queries embedded in
+one batch) and `fuse()` (RRF over any set of candidate lists, then rerank, then `Hit` rows); `search()` is both.
+Keeping the steps apart lets the answering flow fuse RAG-Fusion variants with the question's lists without
+searching the question again.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Sequence
 
 import numpy as np
@@ -26,30 +30,41 @@ BM25_WEIGHT = OPTION_BY_KEY["bm25_weight"].default
 from kb.errors import QueryError  # noqa: E402,F401
 
 
-@dataclass
-class Hit:
-    chunk_id: int
-    score: float
-    rank: int = 0
+@dataclass(kw_only=True)
+class Passage:
+    """Where a piece of a document comes from: what a search hit and an answer's source share."""
+
     path: str = ""
     title: str | None = None
-    text: str = ""
     page: int | None = None
     page_end: int | None = None
     slide: int | None = None
     heading: str = ""
     doc_id: int = 0
-    ordinal: int = 0
-    scores: dict[str, float] = field(default_factory=dict)  # per list: dense, bm25, rrf, rerank
-    ranks: dict[str, int] = field(default_factory=dict)  # rank in the original query's dense / bm25 list
 
     @property
     def location(self) -> str:
         if self.slide:
             return f"slide {self.slide}"
         if self.page:
-            return f"p.{self.page}" if not self.page_end or self.page_end == self.page else f"pp.{self.page}-{self.page_end}"
+            return f"p.{self.page}" if not self.page_end or self.page_end == self.page else \
+                f"pp.{self.page}-{self.page_end}"
         return ""
+
+    def passage_fields(self) -> dict:
+        """The Passage fields of this object, to build another kind of Passage from it."""
+        return {f.name: getattr(self, f.name) for f in fields(Passage)}
+
+
+@dataclass
+class Hit(Passage):
+    chunk_id: int
+    score: float
+    rank: int = 0
+    text: str = ""
+    ordinal: int = 0
+    scores: dict[str, float] = field(default_factory=dict)  # per list: dense, bm25, rrf, rerank
+    ranks: dict[str, int] = field(default_factory=dict)  # rank in the original query's dense / bm25 list
 
     def to_dict(self) -> dict:
         return {"rank": self.rank, "score": round(self.score, 6), "path": self.path, "page": self.page,
@@ -72,6 +87,34 @@ class SearchResponse:
                 "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()}}
 
 
+@dataclass
+class QueryLists:
+    """One query's candidate lists, (chunk id, score) best first; None for a list the mode does not search."""
+
+    query: str
+    bm25: list[tuple[int, float]] | None = None
+    bm25_weight: float = 1.0
+    dense: list[tuple[int, float]] | None = None
+
+
+@dataclass
+class Candidates:
+    """The candidate lists of some queries, the first one the original query (its lists give `ranks` and
+    `list_scores`). `a + b` is a's queries followed by b's, for fusing them all."""
+
+    mode: str
+    queries: list[QueryLists] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    nothing_allowed: bool = False  # the path filter matched no document
+
+    def __add__(self, other: "Candidates") -> "Candidates":
+        timings = dict(self.timings_ms)
+        for key, ms in other.timings_ms.items():
+            timings[key] = timings.get(key, 0.0) + ms
+        return Candidates(self.mode, [*self.queries, *other.queries], timings,
+                          self.nothing_allowed or other.nothing_allowed)
+
+
 def rrf(ranked_lists: Sequence[Sequence[int]], k: int = RRF_K, weights: Sequence[float] | None = None
         ) -> list[tuple[int, float]]:
     """Reciprocal Rank Fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1. Ties keep first-seen order."""
@@ -88,15 +131,20 @@ class Searcher:
                  reranker=None, rrf_k: int = RRF_K, candidates: int = CANDIDATES,
                  bm25_weight: float = BM25_WEIGHT):
         self.kb = kb
-        self.rrf_k, self.candidates, self.bm25_weight = rrf_k, candidates, bm25_weight
+        self.rrf_k, self.candidates_per_list, self.bm25_weight = rrf_k, candidates, bm25_weight
         self._embedder_factory = embedder_factory
         self._embedder = None
         self.reranker = reranker
         self.generation, self.dense, self.lexical, self.meta = kb.load_indexes()
         self._catalog = kb.catalog(readonly=True)
+        self._allowed: tuple[str, set[int]] | None = None  # the last path glob and its chunk ids
 
     def close(self) -> None:
         self._catalog.close()
+
+    @property
+    def embedder_loaded(self) -> bool:
+        return self._embedder is not None
 
     @property
     def embedder(self):
@@ -109,74 +157,93 @@ class Searcher:
     def _allowed_ids(self, path_glob: str | None) -> set[int] | None:
         if not path_glob:
             return None
-        docs = [r for r in self._catalog.conn.execute("SELECT id, path FROM documents WHERE status='ok'")
-                if fnmatch.fnmatch(r[1], path_glob) or fnmatch.fnmatch(r[1], "*/" + path_glob.lstrip("/"))
-                or fnmatch.fnmatch(r[1].rsplit("/", 1)[-1], path_glob)]
-        if not docs:
-            return set()
-        q = ",".join("?" * len(docs))
-        return {r[0] for r in self._catalog.conn.execute(f"SELECT id FROM chunks WHERE doc_id IN ({q})",
-                                                         [d[0] for d in docs])}
+        if self._allowed is not None and self._allowed[0] == path_glob:
+            return self._allowed[1]
+        docs = [doc_id for doc_id, path in self._catalog.ok_documents()
+                if fnmatch.fnmatch(path, path_glob) or fnmatch.fnmatch(path, "*/" + path_glob.lstrip("/"))
+                or fnmatch.fnmatch(path.rsplit("/", 1)[-1], path_glob)]
+        ids = self._catalog.chunk_ids_of_documents(docs) if docs else set()
+        self._allowed = (path_glob, ids)
+        return ids
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", candidates: int | None = None,
                path_glob: str | None = None, rerank: bool = True, extra_queries: Sequence[str] = ()
                ) -> SearchResponse:
+        """The query's (and `extra_queries`') candidate lists fused: `candidates()` then `fuse()`."""
+        found = self.candidates([query, *extra_queries], mode=mode, candidates=candidates, path_glob=path_glob)
+        return self.fuse(found, k=k, rerank=rerank)
+
+    def candidates(self, queries: Sequence[str], mode: str = "hybrid", candidates: int | None = None,
+                   path_glob: str | None = None) -> Candidates:
+        """Each query's BM25 list (weighted by how many of its words the corpus has) and dense list (the
+        queries embedded in one batch), `candidates` deep, within the documents `path_glob` matches."""
         from kb.text import tokenize
 
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
         if self.generation == 0 or self.lexical is None or len(self.lexical) == 0:
             raise QueryError(f"the knowledge base at {self.kb.path} is empty; add documents with `kb ingest PATH`")
-        timings: dict[str, float] = {}
-        candidates = candidates or self.candidates
-        queries = [query, *extra_queries]
+        found = Candidates(mode, [QueryLists(q) for q in queries])
+        timings = found.timings_ms
+        depth = candidates or self.candidates_per_list
         allowed = self._allowed_ids(path_glob)
         if allowed is not None and not allowed:
-            return SearchResponse(query, mode, [], timings)
-        lists: list[list[int]] = []
-        weights: list[float] = []
-        per_list_scores: dict[str, dict[int, float]] = {"dense": {}, "bm25": {}}
-        first_ranks: dict[str, dict[int, int]] = {}  # the original query's lists (queries[0])
-        list_scores: dict[str, list[float]] = {}
+            found.nothing_allowed = True
+            return found
         if mode in ("hybrid", "bm25"):
             t = time.perf_counter()
             mask = None if allowed is None else np.isin(self.lexical.ids, np.fromiter(allowed, dtype=np.int64))
             any_terms = False
-            for q in queries:
-                tokens = tokenize(q)
+            for lists in found.queries:
+                tokens = tokenize(lists.query)
                 any_terms = any_terms or bool(tokens)
-                hits = self.lexical.search(tokens, candidates, allowed=mask)
-                lists.append([i for i, _ in hits])
+                lists.bm25 = self.lexical.search(tokens, depth, allowed=mask)
                 # a query whose words mostly do not occur in the corpus (a question in another language than
                 # the documents) gets a BM25 list of incidental matches: trust it less. The square root keeps
                 # weight on a list led by the one word that did match (a code, a version number).
-                weights.append(self.bm25_weight * self.lexical.coverage(tokens) ** 0.5)
-                if "bm25" not in first_ranks:
-                    first_ranks["bm25"] = {i: r for r, (i, _) in enumerate(hits, 1)}
-                    list_scores["bm25"] = [sc for _, sc in hits]
-                for i, s in hits:
-                    per_list_scores["bm25"][i] = max(per_list_scores["bm25"].get(i, 0.0), s)
+                lists.bm25_weight = self.bm25_weight * self.lexical.coverage(tokens) ** 0.5
             timings["bm25"] = (time.perf_counter() - t) * 1000
             if mode == "bm25" and not any_terms:
                 raise QueryError("the query has no searchable terms (only stop words or punctuation)")
-        if mode in ("hybrid", "dense"):
-            if not query.strip():
+        if mode in ("hybrid", "dense") and queries:
+            if not queries[0].strip():
                 raise QueryError("the query is empty")
             t = time.perf_counter()
-            vectors = self.embedder.embed_queries(queries)
+            vectors = self.embedder.embed_queries(list(queries))
             timings["embed"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             flt = None if allowed is None else (lambda label: label in allowed)
-            for v in vectors:
-                hits = self.dense.search(v, candidates, filter_fn=flt)
-                lists.append([i for i, _ in hits])
-                weights.append(1.0)
-                if "dense" not in first_ranks:
-                    first_ranks["dense"] = {i: r for r, (i, _) in enumerate(hits, 1)}
-                    list_scores["dense"] = [sc for _, sc in hits]
-                for i, s in hits:
-                    per_list_scores["dense"][i] = max(per_list_scores["dense"].get(i, -1.0), s)
+            for lists, v in zip(found.queries, vectors):
+                lists.dense = self.dense.search(v, depth, filter_fn=flt)
             timings["dense"] = (time.perf_counter() - t) * 1000
+        return found
+
+    def fuse(self, found: Candidates, k: int = 10, rerank: bool = True) -> SearchResponse:
+        """RRF over every candidate list (BM25 lists first, then dense, each in query order), then the rerank
+        (of the first query) when asked for and configured, the best `k` as Hits. Scores, `ranks` and
+        `list_scores` of the first query's own lists tell how strong the evidence is."""
+        query = found.queries[0].query if found.queries else ""
+        timings = dict(found.timings_ms)
+        if found.nothing_allowed:
+            return SearchResponse(query, found.mode, [], timings)
+        lists: list[list[int]] = []
+        weights: list[float] = []
+        per_list_scores: dict[str, dict[int, float]] = {"dense": {}, "bm25": {}}
+        first_ranks: dict[str, dict[int, int]] = {}  # the original query's lists (the first)
+        list_scores: dict[str, list[float]] = {}
+        for name, floor in (("bm25", 0.0), ("dense", -1.0)):
+            best = per_list_scores[name]
+            for lists_of_query in found.queries:
+                hits = getattr(lists_of_query, name)
+                if hits is None:
+                    continue
+                lists.append([i for i, _ in hits])
+                weights.append(lists_of_query.bm25_weight if name == "bm25" else 1.0)
+                if name not in first_ranks:
+                    first_ranks[name] = {i: r for r, (i, _) in enumerate(hits, 1)}
+                    list_scores[name] = [sc for _, sc in hits]
+                for i, s in hits:
+                    best[i] = max(best.get(i, floor), s)
         t = time.perf_counter()
         fused = rrf(lists, self.rrf_k, weights)
         timings["fuse"] = (time.perf_counter() - t) * 1000
@@ -196,7 +263,7 @@ class Searcher:
                 if chunk_id in s:
                     hit.scores[name] = s[chunk_id]
             if len(lists) == 1:  # one list: its own score says more than a rank-derived one
-                hit.score = hit.scores[mode]
+                hit.score = hit.scores[found.mode]
             hit.ranks = {name: r[chunk_id] for name, r in first_ranks.items() if chunk_id in r}
             hits.append(hit)
         if rerank and self.reranker is not None and hits:
@@ -207,7 +274,7 @@ class Searcher:
         for r, h in enumerate(hits, 1):
             h.rank = r
         timings["total"] = sum(timings.values())
-        return SearchResponse(query, mode, hits, timings, list_scores)
+        return SearchResponse(query, found.mode, hits, timings, list_scores)
 
 
 def open_searcher(settings) -> Searcher:

@@ -5,7 +5,8 @@ commands); Ctrl-C during an answer cancels that answer (closing the LLM stream),
 the line, Ctrl-D or /exit leaves. When stdin or stdout is not a terminal it reads one question (or command) per
 line and prints plain text, so it works in pipes.
 
-The models load once, on first use: the Asker loads the LLM lazily, the searcher the embedding model.
+The models load once, on first use: the Asker loads the LLM lazily, and the embedding model with the first
+question or /search.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from kb.answer import Answer, AskOptions, open_asker
-from kb.conversation import Conversation
+from kb.answer.conversation import Conversation
 from kb.errors import KbError, UsageError
 from kb.render import AnswerPrinter, err, out, print_source_list, print_source_text, print_sources, render_hits
 
@@ -92,12 +93,11 @@ class Shell:
         self.conversation = Conversation()
         self.last: Answer | None = None
         self._printer: AnswerPrinter | None = None
-        self._embedder_ready = False
         # the asker keeps the status callback it was made with: route it to whatever is printing now
         self.asker = asker if asker is not None else open_asker(settings, cpu=cpu, on_status=self._status)
 
     def close(self) -> None:
-        self.asker.searcher.close()
+        self.asker.close()
 
     def _status(self, message: str) -> None:
         if self._printer is not None:
@@ -108,10 +108,9 @@ class Shell:
         return self._printer
 
     def _load_embedder(self) -> None:
-        if not self._embedder_ready:
-            self._status(f"loading the embedding model {self.asker.searcher.meta.get('embedding_model') or ''}")
-            self.asker.searcher.embedder  # noqa: B018  (loads it)
-            self._embedder_ready = True
+        if not self.asker.embedder_loaded:
+            self._status(f"loading the embedding model {self.asker.embedding_model or ''}")
+            self.asker.load_embedder()
 
     # ---- one line ----------------------------------------------------------------------------------
 
@@ -178,8 +177,8 @@ class Shell:
             raise CommandError(f"{COMMANDS['search'][0]}: what should I search for?")
         with self._working():
             self._load_embedder()
-            response = self.asker.searcher.search(arg, k=self.options.top_k, mode="hybrid",
-                                                  path_glob=self.options.path_glob, rerank=self.options.rerank)
+            response = self.asker.search(arg, k=self.options.top_k, path_glob=self.options.path_glob,
+                                         rerank=self.options.rerank)
         if response.hits:
             render_hits(response)
         else:
@@ -219,7 +218,7 @@ class Shell:
     def cmd_rerank(self, arg: str) -> None:
         if arg:
             self.options.rerank = parse_choice(arg, COMMANDS["rerank"][0], ("on", "off")) == "on"
-        configured = self.asker.searcher.reranker is not None
+        configured = self.asker.has_reranker
         out.print(f"rerank = {'on' if self.options.rerank else 'off'}"
                   + ("" if configured else " (no reranker is configured: `kb config set reranker DIR`)"),
                   markup=False)
@@ -228,7 +227,7 @@ class Shell:
         from kb.errors import ModelNotFound
         from kb.llm import resolve_llm
 
-        llm = self.asker._llm  # noqa: SLF001  (None until the first answer needs it; reading it loads nothing)
+        llm = self.asker.loaded_llm  # None until the first answer needs it
         if llm is not None:
             where = ("CPU" if llm.gpu_layers == 0 else "GPU, all layers" if llm.gpu_layers == -1
                      else f"{llm.gpu_layers} layers on the GPU")
@@ -241,10 +240,9 @@ class Shell:
                         + (" (assembled from its packages first, once)" if resolved.needs_assembly else ""))
             except ModelNotFound as e:
                 line = f"not available: {e}"
-        searcher = self.asker.searcher
-        embedder = searcher.meta.get("embedding_model") or "?"
+        embedder = self.asker.embedding_model or "?"
         rows = [("LLM", line),
-                ("embedding model", f"{embedder} · " + ("loaded" if self._embedder_ready
+                ("embedding model", f"{embedder} · " + ("loaded" if self.asker.embedder_loaded
                                                         else "loads with the first question or /search")),
                 ("reranker", self.settings.reranker or "none configured")]
         for key, value in rows:
@@ -253,11 +251,11 @@ class Shell:
     def cmd_kb(self, arg: str) -> None:
         from kb.status import kb_status
 
-        searcher = self.asker.searcher
-        info = kb_status(searcher.kb)
+        info = kb_status(self.asker.knowledge_base)
         out.print(f"{info['path']} · {info['documents']} documents, {info['chunks']} chunks, "
-                  f"embedding model {info['embedding_model'] or '-'}, generation {searcher.generation}", markup=False)
-        if info["generation"] != searcher.generation:
+                  f"embedding model {info['embedding_model'] or '-'}, generation {self.asker.generation}",
+                  markup=False)
+        if info["generation"] != self.asker.generation:
             out.print(f"(generation {info['generation']} was committed since this shell started; restart it to "
                       f"search the newer one)", markup=False)
 
@@ -306,8 +304,7 @@ def run_interactive(shell: Shell, history: Path) -> int:
     if not shell.quiet:
         from kb.status import display_path
 
-        searcher = shell.asker.searcher
-        err.print(f"kb shell · {display_path(str(searcher.kb.path))} · {searcher.meta.get('embedding_model')} · "
+        err.print(f"kb shell · {display_path(str(shell.asker.kb_path))} · {shell.asker.embedding_model} · "
                   f"/help for commands, Ctrl-D to leave", style="dim", markup=False)
     while True:
         try:

@@ -45,14 +45,14 @@ def asker_for(path: Path, model: str):
 def tiny_asker(sample):
     asker, _ = asker_for(sample, "tiny")
     yield asker
-    asker.searcher.close()
+    asker.close()
 
 
 @pytest.fixture(scope="module")
 def default_asker(sample):
     asker, _ = asker_for(sample, "qwen2.5-coder-1.5b")
     yield asker
-    asker.searcher.close()
+    asker.close()
 
 
 MONOLINGUAL = [q for q in QUESTIONS if "→" not in q["lang"]]

@@ -1,4 +1,4 @@
-"""kb.conversation: the condense prompt, parsing the rewrite, and the fallback, with a scripted LLM."""
+"""kb.answer.conversation: the condense prompt, parsing the rewrite, and the fallback, with a scripted LLM."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from kb.conversation import (
+from kb.answer.conversation import (
     ANSWER_TOKENS,
     MAX_TURNS,
     REWRITE_TOKENS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kb.fusion import (
+from kb.answer.fusion import (
     confident,
     generate_variants,
     parse_translation,

@@ -50,8 +50,9 @@ def test_argument_parsers_explain_in_one_line():
 
 def stub_shell() -> Shell:
     """A shell whose commands run without a knowledge base (no question may be asked of it)."""
-    searcher = SimpleNamespace(reranker=None, meta={"embedding_model": "fake"}, close=lambda: None)
-    return Shell(load_settings(), AskOptions(), asker=SimpleNamespace(searcher=searcher, _llm=None))
+    asker = SimpleNamespace(has_reranker=False, embedding_model="fake", embedder_loaded=False, loaded_llm=None,
+                            close=lambda: None)
+    return Shell(load_settings(), AskOptions(), asker=asker)
 
 
 def run(shell: Shell, capsys, line: str) -> tuple[bool, str, str]:

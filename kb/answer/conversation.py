@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from kb.answer import LANGUAGE_NAME, is_decline
-from kb.text import question_language
+from kb.answer.grounding import is_decline
+from kb.text import LANGUAGE_NAME, question_language
 
 MAX_TURNS = 3  # turns shown to the model
 QUESTION_TOKENS = 96  # each earlier question is clipped to this many tokens in the prompt

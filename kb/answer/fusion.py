@@ -1,5 +1,5 @@
 """RAG-Fusion: the LLM rewrites the question into a few search queries; each is retrieved and all lists are
-fused with Reciprocal Rank Fusion (kb.retrieve does the fusing).
+fused with Reciprocal Rank Fusion (kb.retrieve does the fusing, kb.answer.asker decides when).
 
 Small models return junk often enough that the parsing is defensive: numbering, bullets, quotes and
 preambles are stripped; empty, duplicate, overlong and echoed lines are dropped; no usable line means the

