@@ -163,3 +163,9 @@ def highlight(text: str, terms: set[str]) -> str:
         last = m.end()
     parts.append(escape(text[last:]))
     return "".join(parts)
+
+
+def print_answer_timings(answer) -> None:
+    """`kb ask -v`: where the time went (ms per stage) and the generation speed, on stderr."""
+    err.print(" · ".join(f"{k} {v:.0f}" for k, v in answer.timings_ms.items())
+              + (f" · {answer.tokens_per_s:.1f} tokens/s" if answer.tokens_per_s else ""), markup=False)
