@@ -50,6 +50,11 @@ CREATE TABLE IF NOT EXISTS roots(path TEXT PRIMARY KEY, added_at REAL NOT NULL);
 
 HEADING_SEP = " > "
 
+# Columns added to the schema after knowledge bases were first created: (table, column, SQL declaration with its
+# default). A writer adds the missing ones when it opens the catalog (ALTER TABLE ... ADD COLUMN, one transaction);
+# a reader of a catalog no writer has opened since sees the default through `Catalog.column_or(...)`. Append only.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+
 
 @dataclass
 class DocumentRow:
@@ -106,6 +111,17 @@ class Catalog:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
                 self.set_meta("generation", "0")
                 self.set_meta("created_at", str(time.time()))
+        self.columns = {t: {r[1] for r in self.conn.execute(f"PRAGMA table_info({t})")} for t in ("documents", "chunks")}
+        missing = [(t, c, decl) for t, c, decl in ADDED_COLUMNS if c not in self.columns[t]]
+        if missing and not readonly:
+            with self.transaction():
+                for table, column, decl in missing:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                    self.columns[table].add(column)
+
+    def column_or(self, alias: str, table: str, column: str, default: str) -> str:
+        """`alias.column` for a SELECT, or the SQL literal `default` when this (older, read-only) catalog lacks it."""
+        return f"{alias}.{column}" if column in self.columns[table] else default
 
     def close(self) -> None:
         self.conn.close()
