@@ -40,14 +40,14 @@ def main() -> None:
     searcher = open_searcher(load_settings(str(args.kb_dir.resolve())))
     depth = max(DEPTHS)
     per_query = {}
+    doc_of = {}
     for qid, text in queries:
         lists = {}
         for mode in ("dense", "bm25"):
             r = searcher.search(text, k=depth, mode=mode, candidates=depth, rerank=False)
             lists[mode] = [h.chunk_id for h in r.hits]
+            doc_of.update((h.chunk_id, doc_id_of(h.path)) for h in r.hits)
         per_query[qid] = lists
-    doc_of = {cid: doc_id_of(row.path) for cid, row in searcher._catalog.chunks_by_ids(
-        {c for lists in per_query.values() for ids in lists.values() for c in ids}).items()}
     qrels = {qid: dataset.qrels[qid] for qid, _ in queries}
 
     def score(run_lists) -> float:
