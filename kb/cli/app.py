@@ -86,7 +86,9 @@ NO_RERANK_FLAG = typer.Option(False, "--no-rerank", help="Keep the fused order e
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    from kb.names import json_dumps
+
+    sys.stdout.write(json_dumps(data, indent=2) + "\n")
 
 
 def settings_with(**flags):
