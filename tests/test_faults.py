@@ -5,16 +5,18 @@ exactly the previous generation, `kb doctor` says what was left behind, and the 
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from conftest import REPO, FakeEmbedder
+from conftest import REPO, FakeEmbedder, run_kb
 from kb.doctor import check_knowledge_base
 from kb.errors import KnowledgeBaseError
 from kb.ingest import IngestOptions, ingest
+from kb.maintenance import repair
 from kb.store import KnowledgeBase
 from kb.store.fsio import fs
 
@@ -93,17 +95,30 @@ def test_file_size_limit_during_ingest(base):
     _assert_previous_generation_then_recovers(kb, docs)
 
 
-@pytest.mark.parametrize("seam", ["replace", "fsync"])
-def test_disk_full_or_failing_rename_during_commit(base, monkeypatch, seam):
+@pytest.mark.parametrize("seam, code", [("replace", errno.ENOSPC), ("fsync", errno.ENOSPC), ("replace", errno.EROFS),
+                                        ("fsync", errno.EIO)])
+def test_disk_full_or_failing_rename_during_commit(base, monkeypatch, seam, code):
     kb, docs = base
 
     def full(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(fs, seam, full)
     with pytest.raises(OSError):
         _ingest(kb, docs)
     monkeypatch.undo()
+    _assert_previous_generation_then_recovers(kb, docs)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="chmod does not stop root; the EROFS seam case above stands in")
+def test_read_only_directory(base):
+    kb, docs = base
+    kb.path.chmod(0o555)
+    try:
+        with pytest.raises(Exception):
+            _ingest(kb, docs)
+    finally:
+        kb.path.chmod(0o755)
     _assert_previous_generation_then_recovers(kb, docs)
 
 
@@ -113,3 +128,21 @@ def test_truncated_index_file_is_refused_cleanly_and_repaired(base):
     dense.write_bytes(dense.read_bytes()[:100])
     with pytest.raises(KnowledgeBaseError, match="kb repair"):
         kb.load_indexes()
+    assert {c.name: c for c in check_knowledge_base(kb)}["indexes"].status == "error"
+    assert repair(kb) == 2
+    gen, dense, lexical, _ = kb.load_indexes()
+    assert (gen, len(dense), len(lexical)) == (2, 1, 1)
+    assert _ingest(kb, docs).generation == 3
+
+
+def test_damaged_catalog_is_refused_in_one_line(base):
+    kb, _docs = base
+    catalog = kb.path / "catalog.sqlite"
+    data = bytearray(catalog.read_bytes())
+    data[4096:4096 * 4] = b"\xab" * (4096 * 3)  # pages 2-4: the tables' b-trees
+    catalog.write_bytes(bytes(data))
+    for args in (["status"], ["search", "pump"], ["ingest", str(_docs)]):
+        r = run_kb("--kb", str(kb.path), *args)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "catalog cannot be read" in r.stderr and "backup" in r.stderr
+    assert {c.name: c for c in check_knowledge_base(kb)}["catalog"].status == "error"
