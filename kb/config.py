@@ -80,7 +80,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("lock_timeout", float, 0.0,
            "seconds a writer waits for another kb process holding the knowledge base", minimum=0),
     Option("workers", int, 1,
-           "extraction worker processes (0: extract in the main process, without the time and memory budgets)",
+           "extraction worker processes to start with; more start, up to the core count, while the ingest waits on "
+           "extraction (0: extract in the main process, without the time and memory budgets)",
            minimum=0),
     Option("extract_timeout", float, 120.0,
            "seconds one file's extraction may take before its worker is killed and the file reported", minimum=1),

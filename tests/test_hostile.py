@@ -127,7 +127,22 @@ def test_a_file_over_the_deadline_is_killed_and_the_run_goes_on(tmp_path, monkey
     assert time.monotonic() - started < 30
 
 
+def test_more_workers_start_when_extraction_is_the_slower_side():
+    from kb.ingest.options import ExtractOptions
+    from kb.ingest.workers import run_budgeted
+
+    stats: dict = {}
+    out = list(run_budgeted(["slow"] * 6, ExtractOptions(timeout=60), 1, _misbehave, ahead=6, most=2, stats=stats))
+    assert out == [("slow", None)] * 6 and stats["workers"] == 2
+    stats = {}
+    for _ in run_budgeted(["ok"] * 4, ExtractOptions(timeout=60), 1, _misbehave, ahead=1, most=2, stats=stats):
+        time.sleep(1.5)  # the caller is the slower side: one worker is enough
+    assert stats["workers"] == 1
+
+
 def _misbehave(what, options):
+    if what == "slow":
+        time.sleep(1.5)
     if what == "sleep":
         time.sleep(600)
     if what == "hog":

@@ -42,6 +42,7 @@ def _serve(conn, options: ExtractOptions, job: Callable) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ValueError, OSError):
         pass  # a hard limit already lower: keep it
+    conn.send(_READY)  # a file's deadline starts now, not while this process was starting
     while True:
         try:
             path = conn.recv()
@@ -56,19 +57,34 @@ def _serve(conn, options: ExtractOptions, job: Callable) -> None:
             return
 
 
+_READY = "ready"
+STARTUP = 120.0  # seconds a worker may take to start (spawn, imports) on a loaded machine
+
+
 class _Worker:
     def __init__(self, ctx, options: ExtractOptions, job: Callable):
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child, options, job), daemon=True)
         self.process.start()
         child.close()
+        self.ready = False
+        self.timeout = options.timeout
         self.task: int | None = None
         self.deadline = 0.0
 
-    def give(self, index: int, path: str, timeout: float) -> None:
-        self.conn.send(path)
+    def give(self, index: int, path: str) -> None:
+        self.conn.send(path)  # queued in the pipe if the worker is still starting
         self.task = index
-        self.deadline = time.monotonic() + timeout
+        self.deadline = time.monotonic() + self.timeout + (0 if self.ready else STARTUP)
+
+    def receive(self):
+        """The next message; None (and the file's deadline starting) when it was the worker's ready signal."""
+        message = self.conn.recv()
+        if message == _READY:
+            self.ready = True
+            self.deadline = time.monotonic() + self.timeout
+            return None
+        return message
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -77,9 +93,25 @@ class _Worker:
         self.conn.close()
 
 
+GROW_AFTER = 0.5  # seconds the caller waits on extraction, every worker busy, before another worker starts
+
+
+def max_workers() -> int:
+    """The most extraction workers worth running: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def run_budgeted(paths: Sequence[str], options: ExtractOptions, workers: int, job: Callable,
-                 ahead: int) -> Iterator[Result]:
-    """Yield `job(path, options)` for each path, in order, each run in a worker under the budgets."""
+                 ahead: int, most: int | None = None, stats: dict | None = None) -> Iterator[Result]:
+    """Yield `job(path, options)` for each path, in order, each run in a worker under the budgets.
+
+    Starts `workers` workers and adds one (up to `most`, default the core count) whenever the caller has been
+    waiting GROW_AFTER seconds for the next result with every worker busy: extraction is then the slower side
+    (PDF-heavy or scanned folders), while a caller busy embedding never waits and keeps the cores for itself.
+    `stats["workers"]` is set to the most workers that ran."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -87,33 +119,50 @@ def run_budgeted(paths: Sequence[str], options: ExtractOptions, workers: int, jo
     todo = deque(enumerate(paths))
     done: dict[int, Result] = {}
     pool = [_Worker(ctx, options, job) for _ in range(max(1, min(workers, len(paths))))]
+    most = max(len(pool), min(most or max_workers(), len(paths)))
+    stats = stats if stats is not None else {}
+    stats["workers"] = len(pool)
     next_out = 0
+    waiting_since = None
     try:
         while next_out < len(paths):
             for i, w in enumerate(pool):
                 if w.task is None and todo and todo[0][0] < next_out + ahead:
                     index, path = todo.popleft()
                     try:
-                        w.give(index, path, options.timeout)
+                        w.give(index, path)
                     except (BrokenPipeError, OSError):  # died while idle: replace it and retry
                         w.kill()
                         pool[i] = w = _Worker(ctx, options, job)
-                        w.give(index, path, options.timeout)
+                        w.give(index, path)
             busy = [w for w in pool if w.task is not None]
             if next_out in done or not busy:
+                waiting_since = None
                 while next_out in done:
                     yield done.pop(next_out)
                     next_out += 1
                 continue
             now = time.monotonic()
-            ready = wait([w.conn for w in busy], timeout=max(0.0, min(w.deadline for w in busy) - now))
+            if waiting_since is None or next_out == 0:  # the first result also waits for the worker to start
+                waiting_since = now
+            elif now - waiting_since >= GROW_AFTER and len(busy) == len(pool) < most and todo:
+                pool.append(_Worker(ctx, options, job))  # the caller is waiting on extraction: add a worker
+                stats["workers"] = len(pool)
+                waiting_since = now
+                continue
+            timeout = min(w.deadline for w in busy) - now
+            if len(busy) == len(pool) < most and todo:
+                timeout = min(timeout, GROW_AFTER)
+            ready = wait([w.conn for w in busy], timeout=max(0.0, timeout))
             for i, w in enumerate(pool):
                 if w.task is None:
                     continue
                 if w.conn in ready:
                     try:
-                        done[w.task] = w.conn.recv()
-                        w.task = None
+                        message = w.receive()
+                        if message is not None:
+                            done[w.task] = message
+                            w.task = None
                         continue
                     except (EOFError, OSError):
                         w.process.join(5)
