@@ -79,7 +79,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch_size", int, 32, "texts per embedding batch", minimum=1),
     Option("lock_timeout", float, 0.0,
            "seconds a writer waits for another kb process holding the knowledge base", minimum=0),
-    Option("workers", int, 1, "extraction worker processes (0: extract in the main process)", minimum=0),
+    Option("workers", int, 1,
+           "extraction worker processes to start with; more start, up to the core count, while the ingest waits on "
+           "extraction (0: extract in the main process, without the time and memory budgets)",
+           minimum=0),
+    Option("extract_timeout", float, 120.0,
+           "seconds one file's extraction may take before its worker is killed and the file reported", minimum=1),
+    Option("extract_memory_mb", int, 2048,
+           "memory (MB of address space) one file's extraction may use before it is stopped and reported",
+           minimum=256),
+    Option("follow_links", bool, False,
+           "follow symlinks that lead outside the folders named (inside them, symlinked folders are followed once)"),
     # retrieval (chosen with `kb eval`; see docs/retrieval.md)
     Option("rrf_k", int, 5, "Reciprocal Rank Fusion constant k: score = sum of weight / (k + rank)", minimum=1),
     Option("candidates", int, 100, "candidates taken from each list (dense, BM25) before fusion", minimum=1),

@@ -67,6 +67,7 @@ class IngestProgress:
 
 
 def print_ingest_summary(report, verbose: bool, quiet: bool) -> None:
+    from kb.names import shown
     from kb.status import display_path
 
     c = report
@@ -83,12 +84,17 @@ def print_ingest_summary(report, verbose: bool, quiet: bool) -> None:
         for p in c.removed:
             _plain(f"removed: {display_path(p)}")
     for p, reason in c.failed:
-        _plain(f"failed: {display_path(p)}: {reason}")
+        _plain(f"failed: {display_path(p)}: {shown(reason)}")
     for p, message in c.warnings:
         if not quiet:
             err.print(f"warning: {display_path(p)}: {message}", markup=False)
     if c.skipped_other and verbose:
         err.print(f"{c.skipped_other} files of other types were passed over", markup=False)
+    if c.skipped_special and not quiet:
+        err.print(f"{c.skipped_special} named pipes, sockets or devices were not opened", markup=False)
+    if c.skipped_links and not quiet:
+        err.print(f"{c.skipped_links} symlinks were not followed (leading outside the folders named, into a loop, "
+                  "or nowhere); --follow-links follows those leading outside", markup=False)
 
 
 # ---- status, list, kbs, config -----------------------------------------------------------------

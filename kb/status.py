@@ -95,8 +95,10 @@ def human_bytes(n: int) -> str:
 
 
 def display_path(path: str) -> str:
-    """Relative to the working directory when the file lies below it."""
+    """Relative to the working directory when the file lies below it, on one printable line (kb.names.shown)."""
+    from kb.names import shown
+
     try:
-        return str(Path(path).relative_to(Path.cwd()))
+        return shown(str(Path(path).relative_to(Path.cwd())))
     except ValueError:
-        return path
+        return shown(path)

@@ -7,6 +7,7 @@ Only light modules are imported at the top; torch and friends load inside the co
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from functools import wraps
 from typing import Any, Optional
@@ -15,7 +16,7 @@ import typer
 
 from kb import __version__
 from kb.config import load_settings
-from kb.errors import EXIT_INTERRUPTED, KbError
+from kb.errors import EXIT_ERROR, EXIT_INTERRUPTED, KbError
 from kb.render import err
 
 
@@ -71,6 +72,10 @@ def handle_errors(fn):
             fail("interrupted; the knowledge base is as it was before this command", EXIT_INTERRUPTED)
         except KbError as e:
             fail(str(e), e.exit_code)
+        except sqlite3.DatabaseError as e:  # a damaged catalog found while reading it
+            fail(f"the knowledge base's catalog cannot be read ({e}); `kb doctor` says what is damaged. The catalog "
+                 "is the source of truth: restore the knowledge base folder from a backup, or move it away and "
+                 "ingest the documents again", EXIT_ERROR)
 
     return wrapper
 
@@ -86,7 +91,9 @@ NO_RERANK_FLAG = typer.Option(False, "--no-rerank", help="Keep the fused order e
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    from kb.names import json_dumps
+
+    sys.stdout.write(json_dumps(data, indent=2) + "\n")
 
 
 def settings_with(**flags):

@@ -28,11 +28,16 @@ def open_ooxml(path: Path, password: str | None, kind: str) -> str | io.BytesIO:
     bytes of a password-protected one. `kind` ("PowerPoint", "Word") names the format in messages."""
     with open(path, "rb") as f:
         head = f.read(8)
+    from kb.extract.limits import check_zip_package
+
     if head.startswith(ZIP_MAGIC):
+        check_zip_package(str(path), kind)
         return str(path)
     if head != CFB_MAGIC:
         raise ExtractionError(f"broken {kind} file: not a zip package")
-    return io.BytesIO(decrypt_ooxml(Path(path).read_bytes(), password, kind))
+    package = io.BytesIO(decrypt_ooxml(Path(path).read_bytes(), password, kind))
+    check_zip_package(package, kind)
+    return package
 
 
 def decrypt_ooxml(data: bytes, password: str | None, kind: str) -> bytes:

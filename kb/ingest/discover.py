@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Sequence
 
@@ -47,45 +48,103 @@ class _Ignores:
         return verdict
 
 
-def discover(roots: Sequence[Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
-             ) -> tuple[list[Path], int]:
-    """Files to ingest under `roots`, and how many other files were passed over (not a document type).
+class Discovery:
+    """What a walk found: the files to ingest, and how many entries it passed over and why. Unpacks as
+    `(files, skipped_other)` for callers that only need those."""
 
-    Hidden and VCS directories are skipped, and so is whatever a `.kbignore` file names; a file named
-    explicitly is always taken. Legacy office formats are kept so they can be reported with a hint instead of
-    silently ignored.
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.skipped_other = 0  # regular files that are not a document type
+        self.skipped_special = 0  # FIFOs, sockets, devices (also behind symlinks)
+        self.skipped_links = 0  # symlinks leading outside the folders named, into a loop, or nowhere
+
+    def __iter__(self):
+        return iter((self.files, self.skipped_other))
+
+
+def discover(roots: Sequence[Path], include: Sequence[str] = (), exclude: Sequence[str] = (),
+             follow_links: bool = False) -> Discovery:
+    """Files to ingest under `roots`.
+
+    Only regular files are taken: FIFOs, sockets and devices are counted and skipped, also behind a symlink
+    (opening a FIFO blocks; a device like /dev/zero reads forever). A symlinked folder is followed once (a
+    folder reached twice, e.g. through a loop, is walked once: folders are told apart by device and inode), and
+    a symlink is followed only when it leads inside one of `roots`, unless `follow_links`. Hidden and VCS
+    directories are skipped, and so is whatever a `.kbignore` file names; a file named explicitly is always
+    taken. Legacy office formats are kept so they can be reported with a hint instead of silently ignored.
     """
+    found = Discovery()
+    real_roots = [os.path.realpath(r) for r in roots]
+    seen_dirs: set[tuple[int, int]] = set()
+    for root in roots:
+        try:
+            st = os.stat(root)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            if stat.S_ISREG(st.st_mode):
+                found.files.append(root)
+            else:
+                found.skipped_special += 1
+            continue
+        _walk(Path(root), st, found, seen_dirs, real_roots, include, exclude, follow_links)
+    found.files = list(dict.fromkeys(found.files))
+    return found
+
+
+def _inside(target: str, real_roots: Sequence[str]) -> bool:
+    return any(target == r or target.startswith(r.rstrip(os.sep) + os.sep) for r in real_roots)
+
+
+def _walk(root: Path, root_stat: os.stat_result, found: Discovery, seen_dirs: set, real_roots: Sequence[str],
+          include: Sequence[str], exclude: Sequence[str], follow_links: bool) -> None:
     from kb.extract import is_candidate
 
-    files: list[Path] = []
-    skipped = 0
-    for root in roots:
-        if root.is_file():
-            files.append(root)
+    seen_dirs.add((root_stat.st_dev, root_stat.st_ino))
+    stack: list[tuple[Path, _Ignores]] = [(root, _Ignores())]
+    while stack:
+        here, rules = stack.pop()
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError:
             continue
-        ignores: dict[Path, _Ignores] = {}
-        for dirpath, dirnames, filenames in os.walk(root):
-            here = Path(dirpath)
-            rules = ignores.pop(here, None) or _Ignores()
-            rules = rules.inside(here, filenames)
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS
-                                 and not rules.ignored(here / d, is_dir=True))
-            for d in dirnames:
-                ignores[here / d] = rules
-            for name in sorted(filenames):
-                if name.startswith("."):
+        rules = rules.inside(here, [e.name for e in entries])
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            path = here / name
+            try:
+                st = entry.stat(follow_symlinks=True)
+            except OSError:  # a dangling link, or gone since the listing
+                found.skipped_links += entry.is_symlink()
+                continue
+            if not stat.S_ISDIR(st.st_mode) and not stat.S_ISREG(st.st_mode):
+                found.skipped_special += 1  # FIFO, socket, device: never opened, wherever a link points
+                continue
+            if entry.is_symlink() and not follow_links and not _inside(os.path.realpath(path), real_roots):
+                found.skipped_links += 1
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if name in SKIP_DIRS or rules.ignored(path, is_dir=True):
                     continue
-                path = here / name
-                rel = path.relative_to(root).as_posix()
-                if include and not any(_match(rel, name, g) for g in include):
+                if (st.st_dev, st.st_ino) in seen_dirs:  # a loop, or a folder already walked
+                    found.skipped_links += entry.is_symlink()
                     continue
-                if any(_match(rel, name, g) for g in exclude) or rules.ignored(path, is_dir=False):
-                    continue
-                if is_candidate(path):
-                    files.append(path)
-                else:
-                    skipped += 1
-    return list(dict.fromkeys(files)), skipped
+                seen_dirs.add((st.st_dev, st.st_ino))
+                subdirs.append(path)
+                continue
+            rel = path.relative_to(root).as_posix()
+            if include and not any(_match(rel, name, g) for g in include):
+                continue
+            if any(_match(rel, name, g) for g in exclude) or rules.ignored(path, is_dir=False):
+                continue
+            if is_candidate(path):
+                found.files.append(path)
+            else:
+                found.skipped_other += 1
+        stack.extend((d, rules) for d in reversed(subdirs))
 
 
 def _match(rel: str, name: str, pattern: str) -> bool:
@@ -93,8 +152,13 @@ def _match(rel: str, name: str, pattern: str) -> bool:
 
 
 def file_sha256(path: Path) -> str:
+    """The content hash; refuses (OSError) anything that is not a regular file by the time it is opened."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"not a regular file: {path}")
+    with os.fdopen(fd, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

@@ -8,6 +8,19 @@ from pathlib import Path
 from typing import Sequence
 
 
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How each file is extracted: what `kb.extract.extract_file` is given (`extract_kwargs`, keyword arguments
+    only, so a new extraction option is one more field here) and the budgets of the worker that runs it."""
+
+    password: str | None = None
+    timeout: float = 120.0  # seconds per file (workers only)
+    memory_mb: int = 2048  # address space per file (workers only)
+
+    def extract_kwargs(self) -> dict:
+        return {"password": self.password}
+
+
 @dataclass
 class IngestOptions:
     paths: Sequence[Path] = ()
@@ -20,11 +33,19 @@ class IngestOptions:
     chunk_overlap: int = 32
     batch_size: int = 32
     lock_timeout: float = 0.0
+    extract_timeout: float = 120.0
+    extract_memory_mb: int = 2048
+    follow_links: bool = False
+
+    def extraction(self) -> ExtractOptions:
+        return ExtractOptions(password=self.password, timeout=self.extract_timeout, memory_mb=self.extract_memory_mb)
 
     @classmethod
     def from_settings(cls, settings, **given) -> "IngestOptions":
         return cls(workers=settings.workers, chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
-                   batch_size=settings.batch_size, lock_timeout=settings.lock_timeout, **given)
+                   batch_size=settings.batch_size, lock_timeout=settings.lock_timeout,
+                   extract_timeout=settings.extract_timeout, extract_memory_mb=settings.extract_memory_mb,
+                   follow_links=settings.follow_links, **given)
 
 
 @dataclass
@@ -46,6 +67,8 @@ class IngestReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     skipped_other: int = 0
+    skipped_special: int = 0  # FIFOs, sockets, devices (also behind symlinks)
+    skipped_links: int = 0  # symlinks leading outside the folders named, or into a loop
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_total: int = 0
@@ -60,6 +83,7 @@ class IngestReport:
             "warnings": [{"path": p, "message": m} for p, m in self.warnings],
             "added_paths": self.added, "updated_paths": self.updated, "removed_paths": self.removed,
             "skipped_other_types": self.skipped_other,
+            "skipped_special_files": self.skipped_special, "skipped_links": self.skipped_links,
             "chunks": {"embedded": self.chunks_embedded, "reused": self.chunks_reused, "total": self.chunks_total},
             "generation": self.generation, "seconds": round(self.seconds, 3),
         }

@@ -33,6 +33,8 @@ class Plan:
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # unreadable now, or still failing as recorded
     skipped_other: int = 0
+    skipped_special: int = 0
+    skipped_links: int = 0
 
 
 def make_plan(catalog, options: IngestOptions) -> Plan:
@@ -51,7 +53,10 @@ def make_plan(catalog, options: IngestOptions) -> Plan:
         roots = [r for r in recorded if r.exists()]
     changes.add_roots = [str(r) for r in roots]
 
-    files, plan.skipped_other = discover(roots, options.include, options.exclude)
+    found = discover(roots, options.include, options.exclude, follow_links=options.follow_links)
+    files = found.files
+    plan.skipped_other, plan.skipped_special, plan.skipped_links = (found.skipped_other, found.skipped_special,
+                                                                    found.skipped_links)
     existing = {d.path: d for d in catalog.documents()}
     seen: set[str] = set()
     for path in files:

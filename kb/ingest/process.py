@@ -9,18 +9,17 @@ only ever added to, so writing it before the commit publishes nothing).
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from kb.document import Chunk, Document
 from kb.errors import ExtractionError
-from kb.ingest.options import IngestOptions, Progress
+from kb.ingest.options import ExtractOptions, IngestOptions, Progress
 from kb.ingest.plan import FileTask
+from kb.ingest.workers import run_budgeted, size_text
 
 EMBED_POOL = 512  # texts per embedding call: the embedders sort each call by length
-PARALLEL_MIN_FILES = 8  # fewer files than this are extracted in-process (a worker costs ~0.5 s to start)
 
 
 @dataclass
@@ -33,42 +32,51 @@ class Processed:
     error: str | None = None
 
 
-# ---- extraction (runs in a worker process for larger runs) ------------------------------------
+# ---- extraction (each file in a worker process with a time and memory budget) ------------------
 
-def extract_one(path: str, password: str | None) -> tuple[Document | None, str | None]:
+def extract_one(path: str, options: ExtractOptions) -> tuple[Document | None, str | None]:
+    """One file's Document, or why not: whatever a hostile file does to the readers becomes a reason."""
     from kb.extract import extract_file
 
     try:
-        return extract_file(Path(path), password=password), None
+        return _readable(extract_file(Path(path), **options.extract_kwargs())), None
     except ExtractionError as e:
         return None, str(e) or type(e).__name__
+    except MemoryError:
+        return None, f"needed more than {size_text(options.memory_mb)} of memory (extract_memory_mb); skipped"
+    except RecursionError:
+        return None, "objects nested too deeply to read; skipped"
     except Exception as e:  # a library bug on a hostile file must not end the run
         return None, f"unexpected error while reading: {type(e).__name__}: {e}"
 
 
-def extract_all(paths: Sequence[str], password: str | None, workers: int
-                ) -> Iterator[tuple[str, Document | None, str | None]]:
-    """Yield extraction results in order; with workers, extraction runs ahead while the caller embeds."""
-    if workers <= 0 or len(paths) < PARALLEL_MIN_FILES:
-        for p in paths:
-            yield (p, *extract_one(p, password))
-        return
-    import multiprocessing
+def _readable(doc: Document) -> Document:
+    """Titles and headings taken from a file name that is not UTF-8 hold lone surrogates, which no tokenizer or
+    database takes: show those bytes as U+FFFD (the path itself keeps them, reversibly)."""
+    import re
 
-    ahead = max(16, 8 * workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending: list[tuple[str, Future]] = []
-        try:
-            for p in paths:
-                pending.append((p, pool.submit(extract_one, p, password)))
-                if len(pending) >= ahead:
-                    q, fut = pending.pop(0)
-                    yield (q, *fut.result())
-            for q, fut in pending:
-                yield (q, *fut.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    def fix(s: str) -> str:
+        return re.sub("[\ud800-\udfff]", "\ufffd", s)
+
+    doc.title = fix(doc.title) if doc.title else doc.title
+    for sec in doc.sections:
+        sec.heading_path = tuple(fix(h) for h in sec.heading_path)
+        sec.text = fix(sec.text)
+    return doc
+
+
+def extract_all(paths: Sequence[str], options: ExtractOptions, workers: int
+                ) -> Iterator[tuple[str, Document | None, str | None]]:
+    """Yield extraction results in order. With workers (>= 1) every file is read in a worker process under
+    the budgets of `options` and extraction runs ahead while the caller embeds; workers=0 reads in this
+    process with no budget (tests, debugging)."""
+    if workers <= 0:
+        for p in paths:
+            yield (p, *extract_one(p, options))
+        return
+    results = run_budgeted(paths, options, workers, extract_one, ahead=max(16, 8 * workers))
+    for p, result in zip(paths, results):
+        yield (p, *result)
 
 
 # ---- the local processor -------------------------------------------------------------------------
@@ -124,7 +132,7 @@ class LocalProcessor:
 
     def run(self, tasks: Sequence[FileTask]) -> Iterator[Processed]:
         self._files_total = len(tasks)
-        extracted = extract_all([t.path for t in tasks], self.options.password, self.options.workers)
+        extracted = extract_all([t.path for t in tasks], self.options.extraction(), self.options.workers)
         for task, (path, doc, error) in zip(tasks, extracted):
             self._files_done += 1
             self._emit(Progress("extract", self._files_done, self._files_total, self.embedded + self.reused,

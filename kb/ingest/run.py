@@ -38,6 +38,7 @@ def ingest(kb: KnowledgeBase, options: IngestOptions, embedding_spec: str, embed
         if recorded_model and recorded_model != model_id and cat.count_chunks() and not options.force:
             writer.check_model(EmbeddingInfo(model_id, embedding_spec, 0))  # raises with the fix
         report.unchanged, report.removed, report.skipped_other = plan.unchanged, plan.removed, plan.skipped_other
+        report.skipped_special, report.skipped_links = plan.skipped_special, plan.skipped_links
         report.failed.extend(plan.failed)
         changes = plan.changes
 

@@ -6,6 +6,7 @@ generation. `meta.generation` says which index files belong to the committed sta
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -87,6 +88,30 @@ class ChunkRow:
     title: str | None = None
 
 
+def _db_text(value: str | None) -> str | bytes | None:
+    """A path for SQLite. File names that are not UTF-8 reach Python as lone surrogates (surrogateescape), which
+    sqlite3 cannot encode: they are bound as their original bytes and stored as TEXT with `CAST(? AS TEXT)`, then
+    read back by `_read_text` into the same str, so such a path round-trips exactly."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
+
+
+def _read_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _readable(value: str | None) -> str | None:
+    """A display string (title, error) with any lone surrogate replaced by U+FFFD."""
+    if value is None:
+        return None
+    return re.sub("[\ud800-\udfff]", "\ufffd", value)
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
@@ -96,6 +121,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.row_factory = sqlite3.Row
+    conn.text_factory = _read_text
     return conn
 
 
@@ -149,7 +175,8 @@ class Catalog:
         return [DocumentRow(**dict(r)) for r in rows]
 
     def document_by_path(self, path: str) -> DocumentRow | None:
-        r = self.conn.execute("SELECT *, 0 AS chunks FROM documents WHERE path=?", (path,)).fetchone()
+        r = self.conn.execute("SELECT *, 0 AS chunks FROM documents WHERE path=CAST(? AS TEXT)",
+                              (_db_text(path),)).fetchone()
         return DocumentRow(**dict(r)) if r else None
 
     def upsert_document(self, *, path: str, sha256: str | None, size: int | None, mtime: float | None,
@@ -157,13 +184,15 @@ class Catalog:
                         error: str | None, warnings: str | None) -> int:
         self.conn.execute(
             """INSERT INTO documents(path, sha256, size, mtime, format, title, pages, status, error, warnings, ingested_at)
-               VALUES(?,?,?,?,?,?,?,?,?,?,?)
+               VALUES(CAST(? AS TEXT),?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, size=excluded.size, mtime=excluded.mtime,
                  format=excluded.format, title=excluded.title, pages=excluded.pages, status=excluded.status,
                  error=excluded.error, warnings=excluded.warnings, ingested_at=excluded.ingested_at""",
-            (path, sha256, size, mtime, format, title, pages, status, error, warnings, time.time()),
+            (_db_text(path), sha256, size, mtime, format, _readable(title), pages, status, _readable(error),
+             _readable(warnings), time.time()),
         )
-        return self.conn.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()[0]
+        return self.conn.execute("SELECT id FROM documents WHERE path=CAST(? AS TEXT)",
+                                 (_db_text(path),)).fetchone()[0]
 
     def delete_document(self, doc_id: int) -> list[int]:
         """Remove a document and its chunks; returns the removed chunk ids (to drop from the dense index)."""
@@ -293,10 +322,11 @@ class Catalog:
         return [r[0] for r in self.conn.execute("SELECT path FROM roots ORDER BY path")]
 
     def add_root(self, path: str) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (path, time.time()))
+        self.conn.execute("INSERT OR IGNORE INTO roots(path, added_at) VALUES(CAST(? AS TEXT), ?)",
+                          (_db_text(path), time.time()))
 
     def remove_root(self, path: str) -> None:
-        self.conn.execute("DELETE FROM roots WHERE path=?", (path,))
+        self.conn.execute("DELETE FROM roots WHERE path=CAST(? AS TEXT)", (_db_text(path),))
 
 
 class _Transaction:

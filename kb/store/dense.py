@@ -6,11 +6,12 @@ rebuilt from the vectors kept in the catalog, which stay the source of truth.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from kb.store.fsio import fs
 
 M = 16
 EF_CONSTRUCTION = 200
@@ -80,8 +81,8 @@ class DenseIndex:
         tmp = path.with_name(path.name + ".tmp")
         self._index.save_index(str(tmp))
         with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+            fs.fsync(f.fileno())
+        fs.replace(tmp, path)
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored (unit-length) vectors of these chunk ids, one row each."""

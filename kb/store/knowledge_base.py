@@ -21,6 +21,7 @@ from typing import Iterator, Sequence
 
 from kb.document import Chunk  # noqa: F401  (the type DocumentUpdate.chunks holds)
 from kb.store.catalog import Catalog
+from kb.store.fsio import fs
 
 CATALOG = "catalog.sqlite"
 LOCK = "write.lock"
@@ -263,9 +264,12 @@ class Writer:
                     dense = DenseIndex.build(embedding.dim, [i for i, _ in ids_hashes], vectors)
                 else:
                     dense.update(removed, added, self._vectors(embedding, added_hashes))
+                fs.step("indexes:start")
                 dense.save(self.kb.dense_path(new_gen))
+                fs.step("indexes:dense")
                 ids, tokens = cat.all_chunk_tokens()
                 LexicalIndex.build(ids, tokens).save(self.kb.lexical_path(new_gen))
+                fs.step("indexes:lexical")
                 cat.set_meta("generation", str(new_gen))
                 cat.set_meta("embedding_model", embedding.model_id)
                 cat.set_meta("embedding_spec", embedding.spec)
@@ -274,6 +278,7 @@ class Writer:
                 cat.drop_other_models_vectors(embedding.model_id)
                 cat.drop_unreferenced_vectors(embedding.model_id)
             cat.set_meta("last_ingest", str(time.time()))
+        fs.step("commit:done")
         if bump:
             self.sweep()
             return new_gen

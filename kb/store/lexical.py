@@ -8,12 +8,13 @@ Tokenization (kb.text.tokenize) happens before this module: it indexes tokens, n
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from kb.store.fsio import fs
 
 # Okapi BM25 as Lucene computes it; k1/b tuned with `kb eval` (see docs/retrieval.md).
 BM25_PARAMS = {"method": "lucene", "k1": 1.2, "b": 0.75}
@@ -46,7 +47,7 @@ class LexicalIndex:
             self._retriever.save(str(tmp), show_progress=False)
         (tmp / "kb-lexical.json").write_text(json.dumps({"count": len(self), **BM25_PARAMS}))
         _fsync_dir_files(tmp)
-        os.replace(tmp, directory)
+        fs.replace(tmp, directory)
 
     @classmethod
     def load(cls, directory: Path) -> "LexicalIndex":
@@ -86,4 +87,4 @@ class LexicalIndex:
 def _fsync_dir_files(directory: Path) -> None:
     for p in directory.iterdir():
         with open(p, "rb") as f:
-            os.fsync(f.fileno())
+            fs.fsync(f.fileno())
