@@ -80,6 +80,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("lock_timeout", float, 0.0,
            "seconds a writer waits for another kb process holding the knowledge base", minimum=0),
     Option("workers", int, 1, "extraction worker processes (0: extract in the main process)", minimum=0),
+    Option("ocr", str, "auto",
+           "OCR of scanned pages, image files and pictures on slides: auto (pages without usable text), always, never",
+           choices=("auto", "always", "never")),
     # retrieval (chosen with `kb eval`; see docs/retrieval.md)
     Option("rrf_k", int, 5, "Reciprocal Rank Fusion constant k: score = sum of weight / (k + rank)", minimum=1),
     Option("candidates", int, 100, "candidates taken from each list (dense, BM25) before fusion", minimum=1),

@@ -100,7 +100,8 @@ def test_registry_and_candidates():
         assert s in SUPPORTED_SUFFIXES
         assert is_supported(Path("x" + s.upper()))
     assert is_candidate(Path("old.ppt")) and not is_supported(Path("old.ppt"))
-    assert not is_candidate(Path("photo.jpg"))
+    assert is_supported(Path("photo.JPG")) and is_supported(Path("scan.tiff"))  # read by OCR
+    assert not is_candidate(Path("song.mp3"))
 
 
 def test_import_is_light():
@@ -185,15 +186,18 @@ def test_pdf_title_falls_back_to_first_line(tmp_path):
 
 def test_pdf_scanned_page_warns(tmp_path):
     f = make_pdf(tmp_path / "mixed.pdf", ["Real text on page one", "", "Text on page three"], image_page=2)
-    doc = extract_file(f)
+    doc = extract_file(f, ocr="never")
     assert doc.pages == 3 and [s.page for s in doc.sections] == [1, 3]
     assert doc.warnings == ["page 2: no text layer (scanned?)"]
+    doc = extract_file(f)  # ocr auto: the page is OCR'd, and the picture is blank
+    assert [s.page for s in doc.sections] == [1, 3] and doc.ocr_pages == 0
+    assert doc.warnings == ["page 2: no text layer, and OCR found no text"]
 
 
 def test_pdf_fully_scanned_fails_with_reason(tmp_path):
     f = make_pdf(tmp_path / "scan.pdf", [""], image_page=1)
     with pytest.raises(ExtractionError) as e:
-        extract_file(f)
+        extract_file(f, ocr="never")
     assert one_line(e.value).startswith("no text layer on any page (scanned?)")
 
 

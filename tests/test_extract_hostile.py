@@ -28,12 +28,13 @@ def hostile() -> Path:
 
 @pytest.fixture(scope="module")
 def results(hostile) -> dict[str, Document | ExtractionError]:
-    """Every file extracted once, without a password; anything but ExtractionError fails the test."""
+    """Every file extracted once, without a password and without OCR (tests/test_ocr.py OCRs the scanned file);
+    anything but ExtractionError fails the test."""
     out: dict[str, Document | ExtractionError] = {}
     for f in sorted(hostile.iterdir()):
         if f.is_file():
             try:
-                out[f.name] = extract_file(f)
+                out[f.name] = extract_file(f, ocr="never")
             except ExtractionError as e:
                 out[f.name] = e
     return out
@@ -128,8 +129,8 @@ def test_non_utf8_markdown(results):
     assert "können" in _text(doc) and "äöüß" in _text(doc)
 
 
-def test_scanned_page(results):
-    assert "no text layer" in _error(results, "scanned-skew.pdf")
+def test_scanned_page_without_ocr(results):
+    assert "no text layer" in _error(results, "scanned-skew.pdf") and "--ocr auto" in _error(results, "scanned-skew.pdf")
 
 
 def test_legacy_ppt_gets_hint(results):

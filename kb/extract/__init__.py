@@ -24,6 +24,7 @@ __all__ = [
     "Document",
     "ExtractionError",
     "UnsupportedFormat",
+    "OCR_MODES",
 ]
 
 # suffix -> (module, function, format name used in messages)
@@ -38,7 +39,11 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     ".rst": ("kb.extract.text", "extract_text", "text"),
     ".html": ("kb.extract.html", "extract_html", "HTML"),
     ".htm": ("kb.extract.html", "extract_html", "HTML"),
+    **{s: ("kb.extract.image", "extract_image", "image") for s in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
+                                                                  ".webp")},
 }
+_OCR_FORMATS = frozenset({"PDF", "PowerPoint", "image"})  # extractors that take `ocr=`
+OCR_MODES = ("auto", "always", "never")
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_REGISTRY)
 
 
@@ -89,9 +94,12 @@ def unsupported_reason(path: Path) -> str:
     return f"unsupported file type ({suffix}); supported: {supported}"
 
 
-def extract_file(path: Path, password: str | None = None) -> Document:
+def extract_file(path: Path, password: str | None = None, ocr: str = "auto") -> Document:
     """Extract a file's text and structure. Raises ExtractionError (UnsupportedFormat for file types
-    kb does not read) with a one-line reason; never any other exception for a bad file."""
+    kb does not read) with a one-line reason; never any other exception for a bad file. `ocr` ("auto",
+    "always", "never") says which scanned pages, images and pictures on slides are read by OCR."""
+    if ocr not in OCR_MODES:
+        raise ValueError(f"ocr must be one of {', '.join(OCR_MODES)}, not {ocr!r}")
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _REGISTRY:
@@ -113,7 +121,7 @@ def extract_file(path: Path, password: str | None = None) -> Document:
     _sniff(suffix, kind, head)
     try:
         extractor = getattr(importlib.import_module(module), func)
-        doc = extractor(path, password=password)
+        doc = extractor(path, password=password, **({"ocr": ocr} if kind in _OCR_FORMATS else {}))
     except ExtractionError:
         raise
     except MemoryError:

@@ -20,11 +20,13 @@ class IngestOptions:
     chunk_overlap: int = 32
     batch_size: int = 32
     lock_timeout: float = 0.0
+    ocr: str = "auto"  # which pages are read by OCR: auto, always, never (kb.extract.extract_file)
 
     @classmethod
     def from_settings(cls, settings, **given) -> "IngestOptions":
         return cls(workers=settings.workers, chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
-                   batch_size=settings.batch_size, lock_timeout=settings.lock_timeout, **given)
+                   batch_size=settings.batch_size, lock_timeout=settings.lock_timeout, ocr=settings.ocr,
+                   **given)
 
 
 @dataclass

@@ -35,23 +35,23 @@ class Processed:
 
 # ---- extraction (runs in a worker process for larger runs) ------------------------------------
 
-def extract_one(path: str, password: str | None) -> tuple[Document | None, str | None]:
+def extract_one(path: str, password: str | None, ocr: str = "auto") -> tuple[Document | None, str | None]:
     from kb.extract import extract_file
 
     try:
-        return extract_file(Path(path), password=password), None
+        return extract_file(Path(path), password=password, ocr=ocr), None
     except ExtractionError as e:
         return None, str(e) or type(e).__name__
     except Exception as e:  # a library bug on a hostile file must not end the run
         return None, f"unexpected error while reading: {type(e).__name__}: {e}"
 
 
-def extract_all(paths: Sequence[str], password: str | None, workers: int
+def extract_all(paths: Sequence[str], password: str | None, workers: int, ocr: str = "auto"
                 ) -> Iterator[tuple[str, Document | None, str | None]]:
     """Yield extraction results in order; with workers, extraction runs ahead while the caller embeds."""
     if workers <= 0 or len(paths) < PARALLEL_MIN_FILES:
         for p in paths:
-            yield (p, *extract_one(p, password))
+            yield (p, *extract_one(p, password, ocr))
         return
     import multiprocessing
 
@@ -60,7 +60,7 @@ def extract_all(paths: Sequence[str], password: str | None, workers: int
         pending: list[tuple[str, Future]] = []
         try:
             for p in paths:
-                pending.append((p, pool.submit(extract_one, p, password)))
+                pending.append((p, pool.submit(extract_one, p, password, ocr)))
                 if len(pending) >= ahead:
                     q, fut = pending.pop(0)
                     yield (q, *fut.result())
@@ -124,7 +124,8 @@ class LocalProcessor:
 
     def run(self, tasks: Sequence[FileTask]) -> Iterator[Processed]:
         self._files_total = len(tasks)
-        extracted = extract_all([t.path for t in tasks], self.options.password, self.options.workers)
+        extracted = extract_all([t.path for t in tasks], self.options.password, self.options.workers,
+                                self.options.ocr)
         for task, (path, doc, error) in zip(tasks, extracted):
             self._files_done += 1
             self._emit(Progress("extract", self._files_done, self._files_total, self.embedded + self.reused,
