@@ -275,7 +275,7 @@ def _build(path: Path, n_pages: int, sources: list, title: str | None, ocr: str 
     warnings: list[str] = []
     order = list(range(len(sources)))
     scanned = ocr_pages = 0
-    pdfium = next((s for s in sources if isinstance(s, _Pdfium)), None) if ocr != "never" else None
+    pdfium = next((s for s in sources if isinstance(s, _Pdfium)), None)
     for i in range(n_pages):
         page_no = i + 1
         tried: list[tuple[float, int, str]] = []  # (garble score, source index, cleaned text)
@@ -288,7 +288,7 @@ def _build(path: Path, n_pages: int, sources: list, title: str | None, ocr: str 
                 if not garbled:
                     break
         best = min(tried, key=lambda t: (t[0], order.index(t[1]))) if tried else (0.0, order[0], "")
-        if pdfium is not None:
+        if pdfium is not None and ocr != "never":
             done = _ocr_page(pdfium, i, ocr, best[2], best[0] > 0, warnings)
             if done is not None:
                 if done:
@@ -303,6 +303,8 @@ def _build(path: Path, n_pages: int, sources: list, title: str | None, ocr: str 
                 warnings.append(f"page {page_no}: could not extract text ({errors[0]})")
             continue
         score, idx, text = best
+        if pdfium is not None and score == 0 and text:
+            text = _with_tables(pdfium, i, text)
         if idx != order[0] and len(tried) > 1 and tried[0][0] > 0:
             order = [idx] + [j for j in order if j != idx]  # the fallback rescued a garbled page: lead with it
         if score > 0:
@@ -321,6 +323,22 @@ def _build(path: Path, n_pages: int, sources: list, title: str | None, ocr: str 
         raise ExtractionError("no text on any page")
     return Document(path=path, format="pdf", title=_choose_title(title, sections, path), sections=sections,
                     pages=n_pages, warnings=warnings, ocr_pages=ocr_pages)
+
+
+def _with_tables(pdfium: "_Pdfium", i: int, text: str) -> str:
+    """Page i's text rebuilt with its tables as rows (kb.extract.tables) when it has one, else `text`."""
+    from kb.extract.tables import page_text_with_tables
+
+    try:
+        page = pdfium.doc[i]
+    except Exception:
+        return text
+    try:
+        return page_text_with_tables(page, clean_page_text) or text
+    except Exception:  # the table finder failing on an odd page keeps the page's plain text
+        return text
+    finally:
+        page.close()
 
 
 def _ocr_page(pdfium: "_Pdfium", i: int, ocr: str, text: str, garbled: bool, warnings: list[str]) -> str | None:
