@@ -219,6 +219,19 @@ def test_pdf_empty_user_password_opens_without_one(tmp_path):
     assert "Readable by all" in doc.sections[0].text
 
 
+def test_pdf_truncated_recovers_the_pages_before_the_cut(tmp_path):
+    full = make_pdf(tmp_path / "full.pdf", [f"Page {n} says hello {n * 111}" for n in range(1, 7)]).read_bytes()
+    import re
+
+    # reportlab writes the page dictionaries and the page tree first, then one content stream per page: cut the
+    # file where page 4's content starts (the cross-reference table and the trailer are gone with the rest)
+    cut = [m.start() for m in re.finditer(rb"\d+ 0 obj\s*<<\s*/Filter", full)][3]
+    doc = extract_file(write(tmp_path / "cut.pdf", full[:cut]))
+    assert doc.warnings[0] == "damaged PDF (truncated): recovered 3 of 6 pages"
+    assert [s.text for s in doc.sections] == [f"Page {n} says hello {n * 111}" for n in (1, 2, 3)]
+    assert doc.path.name == "cut.pdf" and doc.pages == 6
+
+
 def test_pdf_truncated(tmp_path):
     full = make_pdf(tmp_path / "full.pdf", ["Some text " * 20] * 5).read_bytes()
     f = write(tmp_path / "cut.pdf", full[: len(full) // 2])

@@ -152,6 +152,15 @@ def test_broken_pdfs(results):
             assert isinstance(r, Document) or str(r).startswith("broken PDF"), (name, str(r))
 
 
+def test_truncated_pdf_recovers_its_surviving_pages(results):
+    doc = _doc(results, "federal-register-2020-17221_truncated50pct.pdf")
+    assert doc.warnings[0].startswith("damaged PDF (truncated): recovered 10 pages")
+    assert len(doc.sections) == 10 and "FEDERAL REGISTER" in _text(doc)
+    # these two lost every page dictionary in the cut (only content streams survive): still a clear failure
+    for name in ("naacl06-shinyama_truncated50pct.pdf", "ctex_truncated50pct.pdf"):
+        assert _error(results, name).endswith("no page could be recovered")
+
+
 def test_pptx_files(hostile, results):
     table = _text(_doc(results, "fake-power-point-table.pptx"))
     assert "Column 1 | Column 2 | Column 3" in table and "Red | Green | Blue" in table

@@ -265,8 +265,41 @@ def extract_pdf(path: Path, password: str | None = None, ocr: str = "never") -> 
         except _OpenFailed as e:
             reasons.append(str(e))
     else:
-        raise ExtractionError(f"broken PDF: file looks truncated (no %%EOF at the end; {reasons[0]})")
+        return _recover_truncated(path, password, ocr, reasons[0])
     raise ExtractionError(f"broken PDF: {reasons[0]}")
+
+
+def _recover_truncated(path: Path, password: str | None, ocr: str, reason: str) -> Document:
+    """The pages of a cut-short PDF that survived (kb.extract.repair), with a "recovered N of M pages" warning."""
+    import shutil
+    import tempfile
+
+    from kb.extract.repair import MAX_REPAIR_BYTES, rebuild_truncated
+
+    failure = f"broken PDF: file looks truncated (no %%EOF at the end; {reason})"
+    rebuilt = rebuild_truncated(path) if path.stat().st_size <= MAX_REPAIR_BYTES else None
+    if rebuilt is None:
+        raise ExtractionError(failure + "; no page could be recovered")
+    data, found, declared = rebuilt
+    tmp = Path(tempfile.mkdtemp(prefix="kb-repair-"))
+    try:
+        fixed = tmp / path.name
+        fixed.write_bytes(data)
+        pdfium = _Pdfium(fixed, password)
+        try:
+            doc = _build(fixed, len(pdfium), [pdfium], pdfium.title(), ocr)
+        except (_OpenFailed, ExtractionError) as e:
+            raise ExtractionError(f"{failure}; recovery failed ({e})") from None
+        finally:
+            pdfium.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    doc.path = path
+    read = len({s.page for s in doc.sections})
+    doc.warnings.insert(0, f"damaged PDF (truncated): recovered {read} of {declared} pages" if declared else
+                        f"damaged PDF (truncated): recovered {read} pages; the rest of the file, with its page "
+                        "count, is missing")
+    return doc
 
 
 def _build(path: Path, n_pages: int, sources: list, title: str | None, ocr: str = "never") -> Document:
