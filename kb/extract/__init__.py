@@ -42,6 +42,11 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     **{s: ("kb.extract.image", "extract_image", "image") for s in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
                                                                   ".webp")},
 }
+_REGISTRY.update({
+    ".xlsx": ("kb.extract.sheet", "extract_xlsx", "Excel"),
+    ".csv": ("kb.extract.sheet", "extract_csv", "CSV"),
+    ".epub": ("kb.extract.epub", "extract_epub", "EPUB"),
+})
 _OCR_FORMATS = frozenset({"PDF", "PowerPoint", "image"})  # extractors that take `ocr=`
 OCR_MODES = ("auto", "always", "never")
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_REGISTRY)
@@ -63,12 +68,10 @@ _KNOWN_UNSUPPORTED: dict[str, str] = {
     ".odt": _convert_hint("OpenDocument text", ".odt", ".docx"),
     ".odp": _convert_hint("OpenDocument presentation", ".odp", ".pptx"),
     ".ppsx": "PowerPoint show files (.ppsx) are not supported; rename a copy to .pptx",
-    ".xls": _convert_hint("legacy Excel format", ".xls", ".pdf") + " (spreadsheets are not indexed)",
-    ".xlsx": _convert_hint("Excel spreadsheets", ".xlsx", ".pdf") + " (spreadsheets are not indexed)",
+    ".xls": _convert_hint("legacy Excel format", ".xls", ".xlsx"),
     ".ods": _convert_hint("OpenDocument spreadsheets", ".ods", ".pdf") + " (spreadsheets are not indexed)",
     ".key": "Apple Keynote files (.key) are not supported; export to .pptx or .pdf from Keynote",
     ".pages": "Apple Pages files (.pages) are not supported; export to .docx or .pdf from Pages",
-    ".epub": "EPUB (.epub) is not supported; convert it to .pdf or .html, e.g. `ebook-convert FILE out.pdf`",
 }
 
 
@@ -140,13 +143,13 @@ def _sniff(suffix: str, kind: str, head: bytes) -> None:
     if suffix == ".pdf":
         if PDF_MAGIC not in head[:1024]:
             raise ExtractionError(f"not a PDF file ({describe_head(head)})")
-    elif suffix in (".pptx", ".docx"):
+    elif suffix in (".pptx", ".docx", ".xlsx", ".epub"):
         # OLE2 is either a password-protected package or a legacy file with a new name: the extractor
         # tells them apart by the container's stream names.
         if head.startswith((*ZIP_MAGIC, CFB_MAGIC)):
             return
         raise ExtractionError(f"not a {kind} {suffix} file ({describe_head(head)})")
-    elif suffix in (".txt", ".text", ".md", ".markdown", ".rst", ".html", ".htm"):
+    elif suffix in (".txt", ".text", ".md", ".markdown", ".rst", ".html", ".htm", ".csv"):
         for magic in (PDF_MAGIC, *ZIP_MAGIC, CFB_MAGIC, b"\x89PNG", b"\xff\xd8\xff"):
             if head.startswith(magic):
                 raise ExtractionError(f"not a text file ({describe_head(head)})")
