@@ -137,3 +137,25 @@ def test_auto_leaves_text_pages_alone_and_reads_two_columns_in_order():
     assert text.split() == ("A Title Across Both Columns".split()
                             + [w for i in range(6) for w in ("left", str(i))]
                             + [w for i in range(6) for w in ("right", str(i))])
+
+
+def test_screenshot_slide_is_ocrd_in_auto_only(tmp_path):
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    from kb.extract import extract_file
+
+    shot = tmp_path / "shot.png"
+    _render(EN_PDF, 1).crop((80, 80, 1150, 330)).save(shot)  # the top of p.2: "3 Installation ... 22 cm"
+    prs = Presentation()
+    slide = prs.slides.add_slide(prs.slide_layouts[5])  # title only
+    slide.shapes.title.text = "Site requirements"
+    slide.shapes.add_picture(str(shot), Inches(0.5), Inches(1.5), width=Inches(9))
+    prs.save(tmp_path / "deck.pptx")
+
+    doc = extract_file(tmp_path / "deck.pptx", ocr="never")
+    assert doc.sections[0].text == "Site requirements" and not doc.sections[0].ocr
+    doc = extract_file(tmp_path / "deck.pptx")
+    text = doc.sections[0].text
+    assert doc.sections[0].ocr and doc.ocr_pages == 1 and text.startswith("Site requirements")
+    assert "22 cm" in text and "vibration-free" in text
