@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from kb.document import Chunk, Document, Section
+from kb.document import Chunk, Document, Section, mark_ocr
 from kb.text import HAN_CHARS as _HAN, sentence_spans
 
 __all__ = ["CHUNKER_VERSION", "chunk_document", "index_prefix"]
@@ -495,4 +495,5 @@ def chunk_document(
             chunks = [c for i, c in enumerate(chunks) for c in (refits[i] if i in refits else [c])]
     for i, c in enumerate(chunks):
         c.ordinal = i
+    mark_ocr(chunks, sections)
     return chunks

@@ -90,6 +90,9 @@ OPTIONS: tuple[Option, ...] = (
            minimum=256),
     Option("follow_links", bool, False,
            "follow symlinks that lead outside the folders named (inside them, symlinked folders are followed once)"),
+    Option("ocr", str, "auto",
+           "OCR of scanned pages, image files and pictures on slides: auto (pages without usable text), always, never",
+           choices=("auto", "always", "never")),
     # retrieval (chosen with `kb eval`; see docs/retrieval.md)
     Option("rrf_k", int, 5, "Reciprocal Rank Fusion constant k: score = sum of weight / (k + rank)", minimum=1),
     Option("candidates", int, 100, "candidates taken from each list (dense, BM25) before fusion", minimum=1),

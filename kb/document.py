@@ -25,6 +25,7 @@ class Section:
     page: int | None = None  # 1-based PDF page
     slide: int | None = None  # 1-based slide number
     heading_path: tuple[str, ...] = ()  # e.g. ("Installation", "Linux")
+    ocr: bool = False  # the text was read by OCR from an image of the page
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Document:
     sections: list[Section]
     pages: int | None = None  # number of pages (PDF) or slides (PPTX); None for flowing text
     warnings: list[str] = field(default_factory=list)  # e.g. "page 3: no text layer (scanned?)"
+    ocr_pages: int = 0  # pages (slides, image frames) whose text came from OCR
 
     @property
     def text_length(self) -> int:
@@ -54,11 +56,22 @@ class Chunk:
     heading_path: tuple[str, ...] = ()
     n_tokens: int = 0  # tokens of index_text, counted with the embedding model's tokenizer
     tokens: tuple[str, ...] = ()  # BM25 tokens of index_text (kb.text.tokenize), set when the chunk is indexed
+    ocr: bool = False  # some of its text came from OCR
+
 
     @property
     def text_hash(self) -> str:
         """Key of this chunk's vector in the embedding cache."""
         return text_hash(self.index_text)
+
+
+def mark_ocr(chunks: list[Chunk], sections: list[Section]) -> None:
+    """Flag the chunks holding text of an OCR'd section (by page, or slide; a chunk is OCR if any of it is)."""
+    pages = {s.page for s in sections if s.ocr and s.page}
+    slides = {s.slide for s in sections if s.ocr and s.slide}
+    for c in chunks:
+        c.ocr = c.slide in slides if c.slide else bool(c.page_start and any(
+            p in pages for p in range(c.page_start, (c.page_end or c.page_start) + 1)))
 
 
 def text_hash(text: str) -> str:

@@ -136,7 +136,9 @@ def print_documents(docs: list[dict], quiet: bool) -> None:
     for d in docs:
         extent = f"{d['pages']} pages" if d["pages"] else (f"{d['slides']} slides" if d["slides"] else "")
         if d["status"] == "ok":
-            detail = ", ".join(x for x in (d["format"], extent, f"{d['chunks']} chunks") if x)
+            ocr = f"{d['ocr_pages']} read by OCR" if d.get("ocr_pages") else ""
+            damaged = next((w.split(": ", 1)[1].split(";")[0] for w in d["warnings"] if w.startswith("damaged PDF")), "")
+            detail = ", ".join(x for x in (d["format"], extent, ocr, damaged, f"{d['chunks']} chunks") if x)
         else:
             detail = f"failed: {d['error']}"
         _plain(f"{display_path(d['path'])}  ({detail})")

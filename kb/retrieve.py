@@ -41,15 +41,17 @@ class Passage:
     slide: int | None = None
     heading: str = ""
     doc_id: int = 0
+    ocr: bool = False  # some of the text was read by OCR
 
     @property
     def location(self) -> str:
+        mark = " (OCR)" if self.ocr else ""
         if self.slide:
-            return f"slide {self.slide}"
+            return f"slide {self.slide}{mark}"
         if self.page:
-            return f"p.{self.page}" if not self.page_end or self.page_end == self.page else \
-                f"pp.{self.page}-{self.page_end}"
-        return ""
+            return (f"p.{self.page}" if not self.page_end or self.page_end == self.page else
+                    f"pp.{self.page}-{self.page_end}") + mark
+        return "(OCR)" if self.ocr else ""
 
     def passage_fields(self) -> dict:
         """The Passage fields of this object, to build another kind of Passage from it."""
@@ -68,7 +70,7 @@ class Hit(Passage):
 
     def to_dict(self) -> dict:
         return {"rank": self.rank, "score": round(self.score, 6), "path": self.path, "page": self.page,
-                "page_end": self.page_end, "slide": self.slide, "heading": self.heading,
+                "page_end": self.page_end, "slide": self.slide, "heading": self.heading, "ocr": self.ocr,
                 "chunk_id": self.chunk_id, "title": self.title, "text": self.text,
                 "scores": {k: round(v, 6) for k, v in self.scores.items()}, "ranks": self.ranks}
 
@@ -256,7 +258,7 @@ class Searcher:
                 continue
             hit = Hit(chunk_id=chunk_id, score=score, path=row.path, title=row.title, text=row.text,
                       page=row.page_start, page_end=row.page_end, slide=row.slide, heading=row.heading_path,
-                      doc_id=row.doc_id, ordinal=row.ordinal)
+                      doc_id=row.doc_id, ordinal=row.ordinal, ocr=row.ocr)
             if len(lists) > 1:
                 hit.scores["rrf"] = score
             for name, s in per_list_scores.items():

@@ -52,11 +52,11 @@ def kb_documents(kb: KnowledgeBase) -> list[dict]:
         cat.close()
     out = []
     for d in docs:
-        unit = "slides" if d.format == "pptx" else ("pages" if d.format == "pdf" else None)
+        unit = "slides" if d.format == "pptx" else ("pages" if d.format in ("pdf", "image") else None)
         out.append({
             "path": d.path, "format": d.format, "title": d.title, "status": d.status,
             "pages": d.pages if unit == "pages" else None, "slides": d.pages if unit == "slides" else None,
-            "chunks": d.chunks, "error": d.error,
+            "chunks": d.chunks, "error": d.error, "ocr_pages": d.ocr_pages,
             "warnings": d.warnings.split("\n") if d.warnings else [],
             "ingested_at": _iso(d.ingested_at), "sha256": d.sha256, "size": d.size,
         })

@@ -36,7 +36,8 @@ def test_help_and_status_do_not_import_heavy_libraries(tmp_path):
             "    try: app(argv)\n"
             "    except SystemExit: pass\n"
             "heavy = [m for m in ('torch', 'sentence_transformers', 'llama_cpp', 'transformers', 'hnswlib', 'bm25s',"
-            " 'jieba', 'pypdf', 'huggingface_hub') if m in sys.modules]\n"
+            " 'jieba', 'pypdf', 'huggingface_hub', 'onnxruntime', 'rapidocr', 'cv2', 'PIL')"
+            " if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in r.stdout, r.stdout + r.stderr

@@ -100,7 +100,8 @@ def test_registry_and_candidates():
         assert s in SUPPORTED_SUFFIXES
         assert is_supported(Path("x" + s.upper()))
     assert is_candidate(Path("old.ppt")) and not is_supported(Path("old.ppt"))
-    assert not is_candidate(Path("photo.jpg"))
+    assert is_supported(Path("photo.JPG")) and is_supported(Path("scan.tiff"))  # read by OCR
+    assert not is_candidate(Path("song.mp3"))
 
 
 def test_import_is_light():
@@ -185,15 +186,18 @@ def test_pdf_title_falls_back_to_first_line(tmp_path):
 
 def test_pdf_scanned_page_warns(tmp_path):
     f = make_pdf(tmp_path / "mixed.pdf", ["Real text on page one", "", "Text on page three"], image_page=2)
-    doc = extract_file(f)
+    doc = extract_file(f, ocr="never")
     assert doc.pages == 3 and [s.page for s in doc.sections] == [1, 3]
     assert doc.warnings == ["page 2: no text layer (scanned?)"]
+    doc = extract_file(f)  # ocr auto: the page is OCR'd, and the picture is blank
+    assert [s.page for s in doc.sections] == [1, 3] and doc.ocr_pages == 0
+    assert doc.warnings == ["page 2: no text layer, and OCR found no text"]
 
 
 def test_pdf_fully_scanned_fails_with_reason(tmp_path):
     f = make_pdf(tmp_path / "scan.pdf", [""], image_page=1)
     with pytest.raises(ExtractionError) as e:
-        extract_file(f)
+        extract_file(f, ocr="never")
     assert one_line(e.value).startswith("no text layer on any page (scanned?)")
 
 
@@ -213,6 +217,19 @@ def test_pdf_empty_user_password_opens_without_one(tmp_path):
     plain = make_pdf(tmp_path / "plain.pdf", ["Readable by all"])
     doc = extract_file(encrypt_pdf(plain, tmp_path / "restricted.pdf", ""))
     assert "Readable by all" in doc.sections[0].text
+
+
+def test_pdf_truncated_recovers_the_pages_before_the_cut(tmp_path):
+    full = make_pdf(tmp_path / "full.pdf", [f"Page {n} says hello {n * 111}" for n in range(1, 7)]).read_bytes()
+    import re
+
+    # reportlab writes the page dictionaries and the page tree first, then one content stream per page: cut the
+    # file where page 4's content starts (the cross-reference table and the trailer are gone with the rest)
+    cut = [m.start() for m in re.finditer(rb"\d+ 0 obj\s*<<\s*/Filter", full)][3]
+    doc = extract_file(write(tmp_path / "cut.pdf", full[:cut]))
+    assert doc.warnings[0] == "damaged PDF (truncated): recovered 3 of 6 pages"
+    assert [s.text for s in doc.sections] == [f"Page {n} says hello {n * 111}" for n in (1, 2, 3)]
+    assert doc.path.name == "cut.pdf" and doc.pages == 6
 
 
 def test_pdf_truncated(tmp_path):

@@ -28,12 +28,13 @@ def hostile() -> Path:
 
 @pytest.fixture(scope="module")
 def results(hostile) -> dict[str, Document | ExtractionError]:
-    """Every file extracted once, without a password; anything but ExtractionError fails the test."""
+    """Every file extracted once, without a password and without OCR (tests/test_ocr.py OCRs the scanned file);
+    anything but ExtractionError fails the test."""
     out: dict[str, Document | ExtractionError] = {}
     for f in sorted(hostile.iterdir()):
         if f.is_file():
             try:
-                out[f.name] = extract_file(f)
+                out[f.name] = extract_file(f, ocr="never")
             except ExtractionError as e:
                 out[f.name] = e
     return out
@@ -128,8 +129,8 @@ def test_non_utf8_markdown(results):
     assert "können" in _text(doc) and "äöüß" in _text(doc)
 
 
-def test_scanned_page(results):
-    assert "no text layer" in _error(results, "scanned-skew.pdf")
+def test_scanned_page_without_ocr(results):
+    assert "no text layer" in _error(results, "scanned-skew.pdf") and "--ocr auto" in _error(results, "scanned-skew.pdf")
 
 
 def test_legacy_ppt_gets_hint(results):
@@ -149,6 +150,15 @@ def test_broken_pdfs(results):
     for name, r in results.items():
         if "_truncated" in name and name.endswith(".pdf") or "_first1KiB" in name:
             assert isinstance(r, Document) or str(r).startswith("broken PDF"), (name, str(r))
+
+
+def test_truncated_pdf_recovers_its_surviving_pages(results):
+    doc = _doc(results, "federal-register-2020-17221_truncated50pct.pdf")
+    assert doc.warnings[0].startswith("damaged PDF (truncated): recovered 10 pages")
+    assert len(doc.sections) == 10 and "FEDERAL REGISTER" in _text(doc)
+    # these two lost every page dictionary in the cut (only content streams survive): still a clear failure
+    for name in ("naacl06-shinyama_truncated50pct.pdf", "ctex_truncated50pct.pdf"):
+        assert _error(results, name).endswith("no page could be recovered")
 
 
 def test_pptx_files(hostile, results):

@@ -27,7 +27,7 @@ def folder(tmp_path):
     (d / ".hidden.md").write_text("# hidden\n")
     (d / ".git").mkdir()
     (d / ".git" / "x.md").write_text("# vcs\n")
-    (d / "picture.png").write_bytes(b"\x89PNG....")
+    (d / "clip.mp4").write_bytes(b"\0\0\0\x18ftypmp42")
     (d / "old.ppt").write_bytes(b"\xd0\xcf\x11\xe0" + b"\0" * 600)
     return d
 
@@ -36,7 +36,7 @@ def test_discover_skips_hidden_vcs_and_other_types(folder):
     files, skipped = discover([folder])
     names = sorted(p.relative_to(folder).as_posix() for p in files)
     assert names == ["a.md", "b.txt", "old.ppt", "sub/c.md"]
-    assert skipped == 1  # picture.png
+    assert skipped == 1  # clip.mp4
     files, _ = discover([folder], include=["*.md"], exclude=["sub/*"])
     assert [p.name for p in files] == ["a.md"]
 

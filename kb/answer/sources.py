@@ -35,6 +35,7 @@ def build_sources(hits: Sequence) -> list[Source]:
                 continue
             pages = [p for p in (s.page, s.page_end, h.page, h.page_end) if p]
             s.page, s.page_end = (min(pages), max(pages)) if pages else (None, None)
+            s.ocr = s.ocr or h.ocr
             break
         else:
             sources.append(Source.of_hit(h))

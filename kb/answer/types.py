@@ -29,7 +29,7 @@ class Source(Passage):
 
     def to_dict(self) -> dict:
         return {"n": self.n, "path": self.path, "page": self.page, "page_end": self.page_end, "slide": self.slide,
-                "heading": self.heading, "chunk_id": self.chunk_ids[0], "chunk_ids": self.chunk_ids,
+                "heading": self.heading, "ocr": self.ocr, "chunk_id": self.chunk_ids[0], "chunk_ids": self.chunk_ids,
                 "title": self.title, "score": round(self.score, 6), "text": self.text}
 
 
@@ -42,7 +42,7 @@ class Citation:
     def to_dict(self) -> dict:
         s = self.source
         return {"n": s.n, "path": s.path, "page": s.page, "page_end": s.page_end, "slide": s.slide,
-                "heading": s.heading, "chunk_id": s.chunk_ids[0], "text": s.text, "inferred": self.inferred,
+                "heading": s.heading, "ocr": s.ocr, "chunk_id": s.chunk_ids[0], "text": s.text, "inferred": self.inferred,
                 **({"sentence": self.sentence} if self.sentence else {})}
 
 

@@ -25,6 +25,7 @@ def ingest(
     password: Optional[str] = typer.Option(None, "--password", help="Password for encrypted PDFs."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model spec."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Extraction worker processes."),
+    ocr: Optional[str] = typer.Option(None, "--ocr", help="OCR scanned pages and images: auto, always, never."),
     wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait if another kb process is writing."),
     follow_links: Optional[bool] = typer.Option(None, "--follow-links",
                                                 help="Follow symlinks that lead outside the folders named."),
@@ -35,7 +36,7 @@ def ingest(
     from kb.reports import print_ingest_summary
 
     settings = settings_with(embedding_model=embedding_model, workers=workers, lock_timeout=wait,
-                             follow_links=follow_links)
+                             follow_links=follow_links, ocr=ocr)
     options = IngestOptions.from_settings(settings, paths=paths or (), include=glob, exclude=exclude, force=force,
                                           password=password)
     report = _run_ingest(settings, options)

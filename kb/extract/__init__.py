@@ -24,6 +24,7 @@ __all__ = [
     "Document",
     "ExtractionError",
     "UnsupportedFormat",
+    "OCR_MODES",
 ]
 
 # suffix -> (module, function, format name used in messages)
@@ -38,7 +39,16 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     ".rst": ("kb.extract.text", "extract_text", "text"),
     ".html": ("kb.extract.html", "extract_html", "HTML"),
     ".htm": ("kb.extract.html", "extract_html", "HTML"),
+    **{s: ("kb.extract.image", "extract_image", "image") for s in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
+                                                                  ".webp")},
 }
+_REGISTRY.update({
+    ".xlsx": ("kb.extract.sheet", "extract_xlsx", "Excel"),
+    ".csv": ("kb.extract.sheet", "extract_csv", "CSV"),
+    ".epub": ("kb.extract.epub", "extract_epub", "EPUB"),
+})
+_OCR_FORMATS = frozenset({"PDF", "PowerPoint", "image"})  # extractors that take `ocr=`
+OCR_MODES = ("auto", "always", "never")
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_REGISTRY)
 
 
@@ -58,12 +68,10 @@ _KNOWN_UNSUPPORTED: dict[str, str] = {
     ".odt": _convert_hint("OpenDocument text", ".odt", ".docx"),
     ".odp": _convert_hint("OpenDocument presentation", ".odp", ".pptx"),
     ".ppsx": "PowerPoint show files (.ppsx) are not supported; rename a copy to .pptx",
-    ".xls": _convert_hint("legacy Excel format", ".xls", ".pdf") + " (spreadsheets are not indexed)",
-    ".xlsx": _convert_hint("Excel spreadsheets", ".xlsx", ".pdf") + " (spreadsheets are not indexed)",
+    ".xls": _convert_hint("legacy Excel format", ".xls", ".xlsx"),
     ".ods": _convert_hint("OpenDocument spreadsheets", ".ods", ".pdf") + " (spreadsheets are not indexed)",
     ".key": "Apple Keynote files (.key) are not supported; export to .pptx or .pdf from Keynote",
     ".pages": "Apple Pages files (.pages) are not supported; export to .docx or .pdf from Pages",
-    ".epub": "EPUB (.epub) is not supported; convert it to .pdf or .html, e.g. `ebook-convert FILE out.pdf`",
 }
 
 
@@ -89,9 +97,12 @@ def unsupported_reason(path: Path) -> str:
     return f"unsupported file type ({suffix}); supported: {supported}"
 
 
-def extract_file(path: Path, password: str | None = None) -> Document:
+def extract_file(path: Path, password: str | None = None, ocr: str = "auto") -> Document:
     """Extract a file's text and structure. Raises ExtractionError (UnsupportedFormat for file types
-    kb does not read) with a one-line reason; never any other exception for a bad file."""
+    kb does not read) with a one-line reason; never any other exception for a bad file. `ocr` ("auto",
+    "always", "never") says which scanned pages, images and pictures on slides are read by OCR."""
+    if ocr not in OCR_MODES:
+        raise ValueError(f"ocr must be one of {', '.join(OCR_MODES)}, not {ocr!r}")
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _REGISTRY:
@@ -113,7 +124,7 @@ def extract_file(path: Path, password: str | None = None) -> Document:
     _sniff(suffix, kind, head)
     try:
         extractor = getattr(importlib.import_module(module), func)
-        doc = extractor(path, password=password)
+        doc = extractor(path, password=password, **({"ocr": ocr} if kind in _OCR_FORMATS else {}))
     except ExtractionError:
         raise
     except MemoryError:
@@ -132,13 +143,13 @@ def _sniff(suffix: str, kind: str, head: bytes) -> None:
     if suffix == ".pdf":
         if PDF_MAGIC not in head[:1024]:
             raise ExtractionError(f"not a PDF file ({describe_head(head)})")
-    elif suffix in (".pptx", ".docx"):
+    elif suffix in (".pptx", ".docx", ".xlsx", ".epub"):
         # OLE2 is either a password-protected package or a legacy file with a new name: the extractor
         # tells them apart by the container's stream names.
         if head.startswith((*ZIP_MAGIC, CFB_MAGIC)):
             return
         raise ExtractionError(f"not a {kind} {suffix} file ({describe_head(head)})")
-    elif suffix in (".txt", ".text", ".md", ".markdown", ".rst", ".html", ".htm"):
+    elif suffix in (".txt", ".text", ".md", ".markdown", ".rst", ".html", ".htm", ".csv"):
         for magic in (PDF_MAGIC, *ZIP_MAGIC, CFB_MAGIC, b"\x89PNG", b"\xff\xd8\xff"):
             if head.startswith(magic):
                 raise ExtractionError(f"not a text file ({describe_head(head)})")

@@ -230,7 +230,8 @@ def _open_pypdf(path: Path, password: str | None):
 
 # ---- the extractor -----------------------------------------------------------------------------
 
-def extract_pdf(path: Path, password: str | None = None) -> Document:
+def extract_pdf(path: Path, password: str | None = None, ocr: str = "never") -> Document:
+    """A PDF's pages as sections; `ocr` ("auto", "always", "never") says which pages are OCR'd (kb.extract.scan)."""
     quiet_logger("pypdf")
     quiet_logger("pdfminer")
     reasons: list[str] = []
@@ -243,7 +244,7 @@ def extract_pdf(path: Path, password: str | None = None) -> Document:
         fallback = _Pdfium(path, used_password or password, fallback=True)
         try:
             title = _pypdf_title(reader)
-            return _build(path, n_pages, [primary, fallback], title)
+            return _build(path, n_pages, [primary, fallback], title, ocr)
         finally:
             fallback.close()
 
@@ -254,7 +255,7 @@ def extract_pdf(path: Path, password: str | None = None) -> Document:
         reasons.append(str(e))
     else:
         try:
-            return _build(path, n_pages, [pdfium], pdfium.title())
+            return _build(path, n_pages, [pdfium], pdfium.title(), ocr)
         finally:
             pdfium.close()
 
@@ -264,16 +265,50 @@ def extract_pdf(path: Path, password: str | None = None) -> Document:
         except _OpenFailed as e:
             reasons.append(str(e))
     else:
-        raise ExtractionError(f"broken PDF: file looks truncated (no %%EOF at the end; {reasons[0]})")
+        return _recover_truncated(path, password, ocr, reasons[0])
     raise ExtractionError(f"broken PDF: {reasons[0]}")
 
 
-def _build(path: Path, n_pages: int, sources: list, title: str | None) -> Document:
-    """Run the page loop over one or two sources (primary first, fallback on demand)."""
+def _recover_truncated(path: Path, password: str | None, ocr: str, reason: str) -> Document:
+    """The pages of a cut-short PDF that survived (kb.extract.repair), with a "recovered N of M pages" warning."""
+    import shutil
+    import tempfile
+
+    from kb.extract.repair import MAX_REPAIR_BYTES, rebuild_truncated
+
+    failure = f"broken PDF: file looks truncated (no %%EOF at the end; {reason})"
+    rebuilt = rebuild_truncated(path) if path.stat().st_size <= MAX_REPAIR_BYTES else None
+    if rebuilt is None:
+        raise ExtractionError(failure + "; no page could be recovered")
+    data, found, declared = rebuilt
+    tmp = Path(tempfile.mkdtemp(prefix="kb-repair-"))
+    try:
+        fixed = tmp / path.name
+        fixed.write_bytes(data)
+        pdfium = _Pdfium(fixed, password)
+        try:
+            doc = _build(fixed, len(pdfium), [pdfium], pdfium.title(), ocr)
+        except (_OpenFailed, ExtractionError) as e:
+            raise ExtractionError(f"{failure}; recovery failed ({e})") from None
+        finally:
+            pdfium.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    doc.path = path
+    read = len({s.page for s in doc.sections})
+    doc.warnings.insert(0, f"damaged PDF (truncated): recovered {read} of {declared} pages" if declared else
+                        f"damaged PDF (truncated): recovered {read} pages; the rest of the file, with its page "
+                        "count, is missing")
+    return doc
+
+
+def _build(path: Path, n_pages: int, sources: list, title: str | None, ocr: str = "never") -> Document:
+    """Run the page loop over one or two sources (primary first, fallback on demand), OCR where `ocr` says."""
     sections: list[Section] = []
     warnings: list[str] = []
     order = list(range(len(sources)))
-    scanned = 0
+    scanned = ocr_pages = 0
+    pdfium = next((s for s in sources if isinstance(s, _Pdfium)), None)
     for i in range(n_pages):
         page_no = i + 1
         tried: list[tuple[float, int, str]] = []  # (garble score, source index, cleaned text)
@@ -285,6 +320,14 @@ def _build(path: Path, n_pages: int, sources: list, title: str | None) -> Docume
                 tried.append((garble_score(raw) if garbled else 0.0, idx, clean_page_text(raw)))
                 if not garbled:
                     break
+        best = min(tried, key=lambda t: (t[0], order.index(t[1]))) if tried else (0.0, order[0], "")
+        if pdfium is not None and ocr != "never":
+            done = _ocr_page(pdfium, i, ocr, best[2], best[0] > 0, warnings)
+            if done is not None:
+                if done:
+                    sections.append(Section(done, page=page_no, ocr=True))
+                    ocr_pages += 1
+                continue
         if not tried or not any(t for _, _, t in tried):
             if any(src.has_images(i) for src in sources[:1]):
                 warnings.append(f"page {page_no}: no text layer (scanned?)")
@@ -292,7 +335,9 @@ def _build(path: Path, n_pages: int, sources: list, title: str | None) -> Docume
             elif errors:
                 warnings.append(f"page {page_no}: could not extract text ({errors[0]})")
             continue
-        score, idx, text = min(tried, key=lambda t: (t[0], order.index(t[1])))
+        score, idx, text = best
+        if pdfium is not None and score == 0 and text:
+            text = _with_tables(pdfium, i, text)
         if idx != order[0] and len(tried) > 1 and tried[0][0] > 0:
             order = [idx] + [j for j in order if j != idx]  # the fallback rescued a garbled page: lead with it
         if score > 0:
@@ -304,13 +349,52 @@ def _build(path: Path, n_pages: int, sources: list, title: str | None) -> Docume
         if n_pages == 0:
             raise ExtractionError("PDF has no pages")
         if scanned:
-            hint = "; OCR it first, e.g. `ocrmypdf FILE OUT.pdf`"
+            hint = "; OCR is off (--ocr never): use --ocr auto" if ocr == "never" else ""
             raise ExtractionError("no text layer on any page (scanned?)" + hint)
         if warnings:
             raise ExtractionError(f"no text extracted: {warnings[0]}")
         raise ExtractionError("no text on any page")
     return Document(path=path, format="pdf", title=_choose_title(title, sections, path), sections=sections,
-                    pages=n_pages, warnings=warnings)
+                    pages=n_pages, warnings=warnings, ocr_pages=ocr_pages)
+
+
+def _with_tables(pdfium: "_Pdfium", i: int, text: str) -> str:
+    """Page i's text rebuilt with its tables as rows (kb.extract.tables) when it has one, else `text`."""
+    from kb.extract.tables import page_text_with_tables
+
+    try:
+        page = pdfium.doc[i]
+    except Exception:
+        return text
+    try:
+        return page_text_with_tables(page, clean_page_text) or text
+    except Exception:  # the table finder failing on an odd page keeps the page's plain text
+        return text
+    finally:
+        page.close()
+
+
+def _ocr_page(pdfium: "_Pdfium", i: int, ocr: str, text: str, garbled: bool, warnings: list[str]) -> str | None:
+    """Page i's OCR text if `ocr` says to read it ("" when OCR found nothing), None to keep the text layer."""
+    from kb.extract.scan import ocr_page, ocr_reason
+
+    try:
+        page = pdfium.doc[i]
+    except Exception:  # pdfium cannot open the file or the page: keep what the text layer gave
+        return None
+    try:
+        reason = "always" if ocr == "always" else ocr_reason(page, text, garbled)
+        if reason is None:
+            return None
+        found = ocr_page(page).strip()
+    except Exception as e:  # a page OCR cannot read keeps its text layer
+        warnings.append(f"page {i + 1}: OCR failed ({type(e).__name__}: {short_reason(e)})")
+        return None
+    finally:
+        page.close()
+    if not found and not text.strip():
+        warnings.append(f"page {i + 1}: no text layer, and OCR found no text")
+    return found if found or not text.strip() else None
 
 
 def _safe_text(source, i: int, errors: list[str]) -> str | None:

@@ -23,7 +23,9 @@ from kb.extract.ooxml import open_ooxml
 _ROW_TOLERANCE = 228600  # EMU (0.25 in): boxes whose tops differ less than this are on one row
 
 
-def extract_pptx(path: Path, password: str | None = None) -> Document:
+def extract_pptx(path: Path, password: str | None = None, ocr: str = "never") -> Document:
+    """Slides as sections. With `ocr` "auto", pictures on a slide with little text (a screenshot slide) are read
+    by OCR; with "always", every picture."""
     try:
         from pptx import Presentation
         from pptx.exc import PackageNotFoundError
@@ -55,6 +57,8 @@ def extract_pptx(path: Path, password: str | None = None) -> Document:
     sections: list[Section] = []
     warnings: list[str] = []
     first_title = None
+    ocr_slides = 0
+    area = (prs.slide_width or 0) * (prs.slide_height or 0)
     for n, slide in enumerate(slides, start=1):
         try:
             title, text = _slide_text(slide)
@@ -62,8 +66,11 @@ def extract_pptx(path: Path, password: str | None = None) -> Document:
             warnings.append(f"slide {n}: could not read ({short_reason(e)})")
             continue
         first_title = first_title or title
+        read = _ocr_pictures(slide, text, area, ocr, warnings, n) if ocr != "never" else ""
+        if read:
+            text, ocr_slides = normalize_whitespace(f"{text}\n\n{read}"), ocr_slides + 1
         if text:
-            sections.append(Section(text, slide=n))
+            sections.append(Section(text, slide=n, ocr=bool(read)))
     if not sections:
         raise ExtractionError("no text on any slide (images only?)")
 
@@ -75,7 +82,49 @@ def extract_pptx(path: Path, password: str | None = None) -> Document:
     if title and title.lower() in ("powerpoint presentation", "presentation", "untitled"):
         title = None
     return Document(path=path, format="pptx", title=title or first_title or path.stem, sections=sections,
-                    pages=len(slides), warnings=warnings)
+                    pages=len(slides), warnings=warnings, ocr_pages=ocr_slides)
+
+
+LITTLE_TEXT = 200  # non-space characters: a slide with less text than this has its pictures OCR'd in auto
+MIN_PICTURE = 0.10  # share of the slide a picture must cover to be worth OCR in auto (not a logo or an icon)
+
+
+def _pictures(shapes) -> list:
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    out = []
+    for shape in shapes:
+        try:
+            if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+                out += _pictures(shape.shapes)
+            elif hasattr(shape, "image"):
+                out.append(shape)
+        except Exception:
+            continue
+    return out
+
+
+def _ocr_pictures(slide, text: str, area: int, ocr: str, warnings: list[str], n: int) -> str:
+    """The OCR text of this slide's pictures that `ocr` says to read ("" for none)."""
+    import io
+
+    if ocr == "auto" and sum(1 for ch in text if not ch.isspace()) >= LITTLE_TEXT:
+        return ""
+    found: list[str] = []
+    for shape in _reading_order(_pictures(slide.shapes)):
+        try:
+            if ocr == "auto" and area and (shape.width or 0) * (shape.height or 0) < MIN_PICTURE * area:
+                continue
+            import numpy as np
+            from PIL import Image
+
+            from kb.extract.ocr import ocr_image
+
+            with Image.open(io.BytesIO(shape.image.blob)) as im:
+                found.append(ocr_image(np.asarray(im.convert("L"))).strip())
+        except Exception as e:  # a picture format Pillow cannot decode (EMF, WMF): keep the slide's text
+            warnings.append(f"slide {n}: picture not read by OCR ({short_reason(e)})")
+    return "\n\n".join(t for t in found if t)
 
 
 def _slide_text(slide) -> tuple[str | None, str]:

@@ -14,11 +14,12 @@ class ExtractOptions:
     only, so a new extraction option is one more field here) and the budgets of the worker that runs it."""
 
     password: str | None = None
+    ocr: str = "auto"  # auto, always, never
     timeout: float = 120.0  # seconds per file (workers only)
     memory_mb: int = 2048  # address space per file (workers only)
 
     def extract_kwargs(self) -> dict:
-        return {"password": self.password}
+        return {"password": self.password, "ocr": self.ocr}
 
 
 @dataclass
@@ -36,16 +37,17 @@ class IngestOptions:
     extract_timeout: float = 120.0
     extract_memory_mb: int = 2048
     follow_links: bool = False
+    ocr: str = "auto"  # which pages are read by OCR: auto, always, never (kb.extract.extract_file)
 
     def extraction(self) -> ExtractOptions:
-        return ExtractOptions(password=self.password, timeout=self.extract_timeout, memory_mb=self.extract_memory_mb)
+        return ExtractOptions(password=self.password, ocr=self.ocr, timeout=self.extract_timeout, memory_mb=self.extract_memory_mb)
 
     @classmethod
     def from_settings(cls, settings, **given) -> "IngestOptions":
         return cls(workers=settings.workers, chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
                    batch_size=settings.batch_size, lock_timeout=settings.lock_timeout,
                    extract_timeout=settings.extract_timeout, extract_memory_mb=settings.extract_memory_mb,
-                   follow_links=settings.follow_links, **given)
+                   follow_links=settings.follow_links, ocr=settings.ocr, **given)
 
 
 @dataclass

@@ -77,7 +77,7 @@ def _apply(item: Processed, changes: Changes, report: IngestReport) -> None:
     report.warnings.extend((task.path, w) for w in doc.warnings)
     changes.updates.append(DocumentUpdate(
         path=task.path, sha256=task.sha256, size=task.size, mtime=task.mtime, format=doc.format, title=doc.title,
-        pages=doc.pages, status="ok", warnings=doc.warnings, chunks=item.chunks))
+        pages=doc.pages, status="ok", warnings=doc.warnings, chunks=item.chunks, ocr_pages=doc.ocr_pages))
     (report.updated if task.previous_status == "ok" else report.added).append(task.path)
 
 

@@ -54,7 +54,10 @@ HEADING_SEP = " > "
 # Columns added to the schema after knowledge bases were first created: (table, column, SQL declaration with its
 # default). A writer adds the missing ones when it opens the catalog (ALTER TABLE ... ADD COLUMN, one transaction);
 # a reader of a catalog no writer has opened since sees the default through `Catalog.column_or(...)`. Append only.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("chunks", "ocr", "INTEGER NOT NULL DEFAULT 0"),  # 1: some of the chunk's text was read by OCR
+    ("documents", "ocr_pages", "INTEGER NOT NULL DEFAULT 0"),  # pages (slides, image frames) read by OCR
+)
 
 
 @dataclass
@@ -72,6 +75,7 @@ class DocumentRow:
     warnings: str | None
     ingested_at: float
     chunks: int = 0
+    ocr_pages: int = 0
 
 
 @dataclass
@@ -86,6 +90,7 @@ class ChunkRow:
     slide: int | None
     heading_path: str
     title: str | None = None
+    ocr: bool = False
 
 
 def _db_text(value: str | None) -> str | bytes | None:
@@ -181,15 +186,16 @@ class Catalog:
 
     def upsert_document(self, *, path: str, sha256: str | None, size: int | None, mtime: float | None,
                         format: str | None, title: str | None, pages: int | None, status: str,
-                        error: str | None, warnings: str | None) -> int:
+                        error: str | None, warnings: str | None, ocr_pages: int = 0) -> int:
         self.conn.execute(
-            """INSERT INTO documents(path, sha256, size, mtime, format, title, pages, status, error, warnings, ingested_at)
-               VALUES(CAST(? AS TEXT),?,?,?,?,?,?,?,?,?,?)
+            """INSERT INTO documents(path, sha256, size, mtime, format, title, pages, status, error, warnings, ingested_at,
+                                     ocr_pages) VALUES(CAST(? AS TEXT),?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, size=excluded.size, mtime=excluded.mtime,
                  format=excluded.format, title=excluded.title, pages=excluded.pages, status=excluded.status,
-                 error=excluded.error, warnings=excluded.warnings, ingested_at=excluded.ingested_at""",
+                 error=excluded.error, warnings=excluded.warnings, ingested_at=excluded.ingested_at,
+                 ocr_pages=excluded.ocr_pages""",
             (_db_text(path), sha256, size, mtime, format, _readable(title), pages, status, _readable(error),
-             _readable(warnings), time.time()),
+             _readable(warnings), time.time(), ocr_pages),
         )
         return self.conn.execute("SELECT id FROM documents WHERE path=CAST(? AS TEXT)",
                                  (_db_text(path),)).fetchone()[0]
@@ -212,9 +218,9 @@ class Catalog:
         for c in chunks:
             cur = self.conn.execute(
                 """INSERT INTO chunks(doc_id, ordinal, text, index_text, tokens, page_start, page_end, slide,
-                   heading_path, n_tokens, text_hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)""",
+                   heading_path, n_tokens, text_hash, ocr) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (doc_id, c.ordinal, c.text, c.index_text, " ".join(c.tokens), c.page_start, c.page_end, c.slide,
-                 HEADING_SEP.join(c.heading_path), c.n_tokens, c.text_hash),
+                 HEADING_SEP.join(c.heading_path), c.n_tokens, c.text_hash, int(c.ocr)),
             )
             ids.append(cur.lastrowid)
         return ids
@@ -272,9 +278,9 @@ class Catalog:
             q = ",".join("?" * len(part))
             for r in self.conn.execute(
                 f"""SELECT c.id, c.doc_id, d.path, c.ordinal, c.text, c.page_start, c.page_end, c.slide,
-                           c.heading_path, d.title
+                           c.heading_path, d.title, {self.column_or("c", "chunks", "ocr", "0")}
                     FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({q})""", part):
-                out[r[0]] = ChunkRow(*r)
+                out[r[0]] = ChunkRow(*r[:-1], ocr=bool(r[-1]))
         return out
 
     def ok_documents(self) -> list[tuple[int, str]]:

@@ -46,6 +46,7 @@ class DocumentUpdate:
     status: str  # 'ok' or 'failed'
     error: str | None = None
     warnings: Sequence[str] = ()
+    ocr_pages: int = 0
     chunks: "list[Chunk] | None" = None  # with their BM25 tokens set
 
 
@@ -239,7 +240,7 @@ class Writer:
                 doc_id = cat.upsert_document(
                     path=u.path, sha256=u.sha256, size=u.size, mtime=u.mtime, format=u.format, title=u.title,
                     pages=u.pages, status=u.status, error=u.error,
-                    warnings="\n".join(u.warnings) if u.warnings else None)
+                    warnings="\n".join(u.warnings) if u.warnings else None, ocr_pages=u.ocr_pages)
                 if u.chunks is not None or u.status != "ok":
                     removed += cat.delete_chunks_of(doc_id)
                 if u.chunks:
