@@ -119,7 +119,7 @@ def check_packages() -> list[Check]:
 def check_embedding_model(settings, kb: KnowledgeBase) -> Check:
     import sqlite3
 
-    from kb.embedders import embedding_dimension, embedding_spec, resolve_embedder
+    from kb.embedders import embedding_dimension, embedding_spec, numeric_path, resolve_embedder
     from kb.errors import ModelNotFound
 
     try:
@@ -137,7 +137,7 @@ def check_embedding_model(settings, kb: KnowledgeBase) -> Check:
         return Check("embedding model", WARNING, f"{spec} ({resolved.model_id}) is not on this machine yet; "
                      f"it will be downloaded from the Hugging Face hub on first use")
     dim = embedding_dimension(resolved, settings)
-    detail = f"{spec} = {resolved.model_id}, {dim}-d ({where})"
+    detail = f"{spec} = {resolved.model_id}, {dim}-d ({where}); runs in {numeric_path(resolved, settings)}"
     recorded_model, recorded_dim = meta.get("embedding_model"), meta.get("embedding_dim")
     if recorded_model and meta.get("chunks", 0):
         if recorded_model != resolved.model_id or str(dim) != recorded_dim:

@@ -295,6 +295,7 @@ def open_searcher(settings) -> Searcher:
 
         reranker = CrossEncoderReranker(settings.reranker, device=pick_device(settings.device),
                                         allow_network=settings.allow_network)
-    return Searcher(kb, lambda: load_embedder(spec, device=settings.device, allow_network=settings.allow_network),
+    return Searcher(kb, lambda: load_embedder(spec, device=settings.device, allow_network=settings.allow_network,
+                                              precision=settings.embed_precision),
                     reranker=reranker, rrf_k=settings.rrf_k, candidates=settings.candidates,
                     bm25_weight=settings.bm25_weight)

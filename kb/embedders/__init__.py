@@ -59,11 +59,12 @@ class ResolvedModel:
 
 # ---- backends --------------------------------------------------------------------------------------
 
-def _load_sentence_transformers(resolved: ResolvedModel, device: str, allow_network: bool) -> "Embedder":
+def _load_sentence_transformers(resolved: ResolvedModel, device: str, allow_network: bool,
+                                precision: str) -> "Embedder":
     from kb.embedders.st import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(resolved.model_id, resolved.location, device=pick_device(device),
-                                       local_only=not allow_network)
+                                       local_only=not allow_network, precision=precision)
 
 
 def _sentence_transformers_dim(resolved: ResolvedModel) -> int | None:
@@ -74,10 +75,10 @@ def _sentence_transformers_dim(resolved: ResolvedModel) -> int | None:
     return sentence_transformers_dimension(Path(resolved.location))
 
 
-def _load_e5(resolved: ResolvedModel, device: str, allow_network: bool) -> "Embedder":
+def _load_e5(resolved: ResolvedModel, device: str, allow_network: bool, precision: str) -> "Embedder":
     from kb.embedders.e5 import E5Embedder
 
-    return E5Embedder(resolved.location, device=pick_device(device))
+    return E5Embedder(resolved.location, device=pick_device(device), precision=precision)
 
 
 def _e5_dim(resolved: ResolvedModel) -> int:
@@ -87,7 +88,7 @@ def _e5_dim(resolved: ResolvedModel) -> int:
     return E5Embedder.dim
 
 
-def _load_use(resolved: ResolvedModel, device: str, allow_network: bool) -> "Embedder":
+def _load_use(resolved: ResolvedModel, device: str, allow_network: bool, precision: str) -> "Embedder":
     from kb.embedders.use import USEEmbedder
 
     return USEEmbedder(resolved.location)
@@ -103,7 +104,7 @@ def _use_dim(resolved: ResolvedModel) -> int:
 @dataclass(frozen=True)
 class Backend:
     name: str
-    load: Callable[[ResolvedModel, str, bool], "Embedder"]  # (resolved, device, allow_network) -> Embedder
+    load: Callable[[ResolvedModel, str, bool, str], "Embedder"]  # (resolved, device, allow_network, precision)
     dimension: Callable[[ResolvedModel], int | None]  # cheap, from the files; None: load the model to know
 
 
@@ -151,8 +152,10 @@ def pick_device(device: str) -> str | None:
     return None if device == "auto" else device
 
 
-def load_embedder(spec: str, device: str = "auto", allow_network: bool = False) -> "Embedder":
-    """Load the embedder for `spec`. Imports torch (or the backend's engine): only call when needed."""
+def load_embedder(spec: str, device: str = "auto", allow_network: bool = False,
+                  precision: str = "auto") -> "Embedder":
+    """Load the embedder for `spec`. Imports torch (or the backend's engine): only call when needed.
+    `precision` (the `embed_precision` setting): auto | fp32 | bf16, see kb.embedders.precision."""
     resolved = resolve_embedder(spec, allow_network=allow_network)
     if not allow_network:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -160,7 +163,7 @@ def load_embedder(spec: str, device: str = "auto", allow_network: bool = False) 
     backend = BACKENDS.get(resolved.backend)
     if backend is None:
         raise ModelNotFound(f"no backend {resolved.backend!r} for {spec!r}")
-    return backend.load(resolved, device, allow_network)
+    return backend.load(resolved, device, allow_network, precision)
 
 
 def embedding_dimension(resolved: ResolvedModel, settings) -> int:
@@ -169,7 +172,19 @@ def embedding_dimension(resolved: ResolvedModel, settings) -> int:
     dim = backend.dimension(resolved) if backend is not None else None
     if dim:
         return dim
-    return int(load_embedder(resolved.spec, device=settings.device, allow_network=settings.allow_network).dim)
+    return int(load_embedder(resolved.spec, device=settings.device, allow_network=settings.allow_network,
+                             precision=settings.embed_precision).dim)
+
+
+def numeric_path(resolved: ResolvedModel, settings) -> str:
+    """The arithmetic the model will run in and why (for `kb doctor`), decided from the CPU flags alone."""
+    if resolved.backend not in ("e5-q4", "sentence-transformers"):
+        return "its own ONNX Runtime graph (embed_precision does not apply)"
+    from kb.embedders.precision import choose_precision
+
+    device = None if settings.device == "auto" else settings.device  # auto: CPU unless torch finds a GPU
+    p = choose_precision(settings.embed_precision, device)
+    return f"{p.name} ({p.reason})"
 
 
 def embedding_spec(settings, kb=None, *, recorded: str | None = None) -> str:

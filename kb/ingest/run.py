@@ -105,6 +105,7 @@ def ingest_with_settings(settings, options: IngestOptions, on_progress: Callable
     def factory():
         if on_model_load:
             on_model_load(resolved.model_id)
-        return load_embedder(spec, device=settings.device, allow_network=settings.allow_network)
+        return load_embedder(spec, device=settings.device, allow_network=settings.allow_network,
+                             precision=settings.embed_precision)
 
     return ingest(kb, options, spec, factory, resolved.model_id, on_progress=on_progress)
