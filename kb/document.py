@@ -54,6 +54,7 @@ class Chunk:
     heading_path: tuple[str, ...] = ()
     n_tokens: int = 0  # tokens of index_text, counted with the embedding model's tokenizer
     tokens: tuple[str, ...] = ()  # BM25 tokens of index_text (kb.text.tokenize), set when the chunk is indexed
+    lang: str = ""  # "en" / "zh" (kb.text.text_language of index_text), set with the tokens
 
     @property
     def text_hash(self) -> str:

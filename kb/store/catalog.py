@@ -53,7 +53,9 @@ HEADING_SEP = " > "
 # Columns added to the schema after knowledge bases were first created: (table, column, SQL declaration with its
 # default). A writer adds the missing ones when it opens the catalog (ALTER TABLE ... ADD COLUMN, one transaction);
 # a reader of a catalog no writer has opened since sees the default through `Catalog.column_or(...)`. Append only.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("chunks", "lang", "TEXT"),  # "en" / "zh", from the chunk text at ingest (kb.text.text_language); NULL before
+)
 
 
 @dataclass
@@ -183,9 +185,9 @@ class Catalog:
         for c in chunks:
             cur = self.conn.execute(
                 """INSERT INTO chunks(doc_id, ordinal, text, index_text, tokens, page_start, page_end, slide,
-                   heading_path, n_tokens, text_hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)""",
+                   heading_path, n_tokens, text_hash, lang) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (doc_id, c.ordinal, c.text, c.index_text, " ".join(c.tokens), c.page_start, c.page_end, c.slide,
-                 HEADING_SEP.join(c.heading_path), c.n_tokens, c.text_hash),
+                 HEADING_SEP.join(c.heading_path), c.n_tokens, c.text_hash, c.lang or None),
             )
             ids.append(cur.lastrowid)
         return ids
@@ -207,6 +209,18 @@ class Catalog:
             ids.append(chunk_id)
             tokens.append(joined.split())
         return ids, tokens
+
+    def chunk_languages(self) -> dict[str, list[int]]:
+        """Every chunk's id by its language ("en" / "zh"): recorded at ingest, or judged from the text for chunks
+        ingested before the language was recorded."""
+        from kb.text import text_language
+
+        out: dict[str, list[int]] = {}
+        lang = self.column_or("c", "chunks", "lang", "NULL")
+        for chunk_id, code, text in self.conn.execute(
+                f"SELECT c.id, {lang}, CASE WHEN {lang} IS NULL THEN c.index_text END FROM chunks c ORDER BY c.id"):
+            out.setdefault(code or text_language(text or ""), []).append(chunk_id)
+        return out
 
     def chunk_ids(self) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM chunks ORDER BY id")]
