@@ -7,7 +7,8 @@ assert that the answer occurs there, does not occur at any other location of
 that file, and does not occur in any other document. Whitespace is collapsed
 and case ignored; answers containing Chinese are compared with all whitespace
 removed. Also checks the corpus-level promises (counts of facts, Chinese and
-cross-lingual questions, off-topic questions, at least two facts per file).
+cross-lingual questions, off-topic questions, at least two facts per file), and that QUESTIONS_TRANSLATED.md
+asks every fact once in the other language (`all_cases()` gives both sets to bench/answers.py).
 
 Run: python sample_docs/check_questions.py   (exit code 1 on any failure)
 """
