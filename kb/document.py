@@ -57,7 +57,7 @@ class Chunk:
     n_tokens: int = 0  # tokens of index_text, counted with the embedding model's tokenizer
     tokens: tuple[str, ...] = ()  # BM25 tokens of index_text (kb.text.tokenize), set when the chunk is indexed
     ocr: bool = False  # some of its text came from OCR
-
+    lang: str = ""  # "en" / "zh" (kb.text.text_language of index_text), set with the tokens
 
     @property
     def text_hash(self) -> str:

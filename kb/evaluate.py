@@ -331,10 +331,11 @@ def write_corpus(dataset: BeirDataset, directory: Path) -> None:
 
 
 def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int = 100,
-                on_query=None, variants=None) -> dict[str, dict]:
-    """Search every judged query in each mode (`bm25`, `dense`, `hybrid`, `hybrid+rerank`, `hybrid+fusion`);
-    a document ranks by its best chunk. `variants(query) -> [str]` writes the RAG-Fusion queries for
-    `hybrid+fusion` (their generation counts in its latency).
+                on_query=None, variants=None, translated=None) -> dict[str, dict]:
+    """Search every judged query in each mode (`bm25`, `dense`, `hybrid`, `hybrid+rerank`, `hybrid+fusion`,
+    `hybrid+translate`); a document ranks by its best chunk. `variants(query) -> [str]` writes the RAG-Fusion
+    queries for `hybrid+fusion`, `translated(searcher, query) -> str | None` the translation for
+    `hybrid+translate` (their generation counts in the latency).
 
     Returns {mode: metrics + p50_ms/p95_ms}.
     """
@@ -348,6 +349,9 @@ def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int
             t = time.perf_counter()
             base, _, extra = mode.partition("+")
             extra_queries = variants(text) if extra == "fusion" else ()
+            if extra == "translate":
+                translation = translated(searcher, text)
+                extra_queries = [translation] if translation else ()
             response = searcher.search(text, k=depth * 2, mode=base, candidates=depth, rerank=extra == "rerank",
                                        extra_queries=extra_queries)
             latencies.append((time.perf_counter() - t) * 1000)
@@ -361,7 +365,7 @@ def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int
     return results
 
 
-EVAL_MODES = ("hybrid", "dense", "bm25", "hybrid+rerank", "hybrid+fusion")
+EVAL_MODES = ("hybrid", "dense", "bm25", "hybrid+rerank", "hybrid+fusion", "hybrid+translate")
 
 
 def run_eval(settings, dataset_dir: Path, split: str = "test", modes: Sequence[str] = (), limit: int = 0,
@@ -400,12 +404,20 @@ def run_eval(settings, dataset_dir: Path, split: str = "test", modes: Sequence[s
         try:
             default = ["bm25", "dense", "hybrid"] + (["hybrid+rerank"] if searcher.reranker else [])
             results = run_queries(searcher, dataset, list(modes) or default, on_query=on_query,
-                                  variants=fusion_variant_writer(settings, modes))
+                                  variants=fusion_variant_writer(settings, modes), translated=_translator(settings, modes))
             model = searcher.meta.get("embedding_model")
         finally:
             searcher.close()
     return {"dataset": str(dataset_dir), "split": split, "queries": len(dataset.queries),
             "documents": len(dataset.corpus), "embedding_model": model, "modes": results}
+
+
+def _translator(settings, modes: Sequence[str]):
+    if "hybrid+translate" not in modes:
+        return None
+    from kb.answer.fusion import translator
+
+    return translator(settings)
 
 
 def fusion_variant_writer(settings, modes: Sequence[str]):

@@ -25,6 +25,11 @@ MODES = ("hybrid", "dense", "bm25")
 RRF_K = OPTION_BY_KEY["rrf_k"].default
 CANDIDATES = OPTION_BY_KEY["candidates"].default  # per list, before fusion
 BM25_WEIGHT = OPTION_BY_KEY["bm25_weight"].default
+# A language holding at least this share of the chunks is searched in whatever the question's language: the
+# question's vector also gets a dense list over that language's chunks alone (docs/retrieval.md, "Across
+# languages"), so a same-language hit cannot push the best passage of the other language out of the top.
+CROSS_SHARE = 0.1
+CROSS_WEIGHT = 1.0  # that list's RRF weight (bench/crosslingual.py)
 
 
 from kb.errors import QueryError  # noqa: E402,F401
@@ -97,6 +102,7 @@ class QueryLists:
     bm25: list[tuple[int, float]] | None = None
     bm25_weight: float = 1.0
     dense: list[tuple[int, float]] | None = None
+    cross: bool = False  # the query's dense list over the chunks of the other language only
 
 
 @dataclass
@@ -140,6 +146,28 @@ class Searcher:
         self.generation, self.dense, self.lexical, self.meta = kb.load_indexes()
         self._catalog = kb.catalog(readonly=True)
         self._allowed: tuple[str, set[int]] | None = None  # the last path glob and its chunk ids
+        self._languages: dict[str, set[int]] | None = None
+        self.cross_weight = CROSS_WEIGHT
+
+    @property
+    def languages(self) -> dict[str, set[int]]:
+        """The chunk ids of each language of the corpus ("en", "zh"), read once."""
+        if self._languages is None:
+            self._languages = {lang: set(ids) for lang, ids in self._catalog.chunk_languages().items()}
+        return self._languages
+
+    def language_mix(self) -> dict[str, float]:
+        """Each language's share of the chunks."""
+        total = sum(len(ids) for ids in self.languages.values()) or 1
+        return {lang: len(ids) / total for lang, ids in sorted(self.languages.items())}
+
+    def cross_language(self, query: str) -> str | None:
+        """The other language, when a meaningful share of the corpus (CROSS_SHARE) is in it: the query is then
+        searched in that language too. None for a question in the language of (nearly) the whole corpus."""
+        from kb.text import other_language, question_language
+
+        other = other_language(question_language(query))
+        return other if self.language_mix().get(other, 0.0) >= CROSS_SHARE else None
 
     def close(self) -> None:
         self._catalog.close()
@@ -176,9 +204,11 @@ class Searcher:
         return self.fuse(found, k=k, rerank=rerank)
 
     def candidates(self, queries: Sequence[str], mode: str = "hybrid", candidates: int | None = None,
-                   path_glob: str | None = None) -> Candidates:
+                   path_glob: str | None = None, cross: bool = True) -> Candidates:
         """Each query's BM25 list (weighted by how many of its words the corpus has) and dense list (the
-        queries embedded in one batch), `candidates` deep, within the documents `path_glob` matches."""
+        queries embedded in one batch), `candidates` deep, within the documents `path_glob` matches. With
+        `cross`, when part of the corpus is in the other language than the first query (`cross_language`), one
+        more list: the first query's dense list over that language's chunks alone."""
         from kb.text import tokenize
 
         if mode not in MODES:
@@ -217,6 +247,12 @@ class Searcher:
             flt = None if allowed is None else (lambda label: label in allowed)
             for lists, v in zip(found.queries, vectors):
                 lists.dense = self.dense.search(v, depth, filter_fn=flt)
+            other = self.cross_language(queries[0]) if cross else None
+            if other and self.language_mix()[other] < 1.0:  # (a corpus all in that language: the same list)
+                ids = self.languages[other] if allowed is None else self.languages[other] & allowed
+                if ids:
+                    found.queries.append(QueryLists(queries[0], dense=self.dense.search(
+                        vectors[0], depth, filter_fn=lambda label: label in ids), cross=True))
             timings["dense"] = (time.perf_counter() - t) * 1000
         return found
 
@@ -240,7 +276,8 @@ class Searcher:
                 if hits is None:
                     continue
                 lists.append([i for i, _ in hits])
-                weights.append(lists_of_query.bm25_weight if name == "bm25" else 1.0)
+                weights.append(lists_of_query.bm25_weight if name == "bm25" else
+                               self.cross_weight if lists_of_query.cross else 1.0)
                 if name not in first_ranks:
                     first_ranks[name] = {i: r for r, (i, _) in enumerate(hits, 1)}
                     list_scores[name] = [sc for _, sc in hits]

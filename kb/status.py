@@ -17,7 +17,7 @@ def _iso(ts: str | float | None) -> str | None:
 def kb_status(kb: KnowledgeBase) -> dict:
     if not kb.exists():
         return {"path": str(kb.path), "exists": False, "documents": 0, "documents_failed": 0, "chunks": 0,
-                "embedding_model": None, "embedding_dim": None, "generation": 0, "disk_bytes": 0,
+                "languages": {}, "embedding_model": None, "embedding_dim": None, "generation": 0, "disk_bytes": 0,
                 "last_ingest": None, "roots": []}
     cat = kb.catalog(readonly=True)
     try:
@@ -28,6 +28,7 @@ def kb_status(kb: KnowledgeBase) -> dict:
             "documents": cat.count_documents("ok"),
             "documents_failed": cat.count_documents("failed"),
             "chunks": cat.count_chunks(),
+            "languages": {lang: len(ids) for lang, ids in sorted(cat.chunk_languages().items())},
             "embedding_model": meta.get("embedding_model"),
             "embedding_dim": int(meta["embedding_dim"]) if meta.get("embedding_dim") else None,
             "generation": int(meta.get("generation", 0)),

@@ -92,6 +92,16 @@ def question_language(text: str) -> str:
     return "zh" if han >= 2 and han / 2 >= words else "en"
 
 
+def text_language(text: str) -> str:
+    """A chunk's language, by the same rule as a question's ("zh" when Han characters outweigh Latin words)."""
+    return question_language(text)
+
+
+def other_language(lang: str) -> str:
+    """The other of kb's two languages."""
+    return "en" if lang == "zh" else "zh"
+
+
 # --------------------------------------------------------------------------------------------------
 # Sentence splitting
 

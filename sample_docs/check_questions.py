@@ -7,7 +7,8 @@ assert that the answer occurs there, does not occur at any other location of
 that file, and does not occur in any other document. Whitespace is collapsed
 and case ignored; answers containing Chinese are compared with all whitespace
 removed. Also checks the corpus-level promises (counts of facts, Chinese and
-cross-lingual questions, off-topic questions, at least two facts per file).
+cross-lingual questions, off-topic questions, at least two facts per file), and that QUESTIONS_TRANSLATED.md
+asks every fact once in the other language (`all_cases()` gives both sets to bench/answers.py).
 
 Run: python sample_docs/check_questions.py   (exit code 1 on any failure)
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DOC_SUFFIXES = {".pdf", ".pptx", ".md", ".txt"}
-NOT_DOCS = {"QUESTIONS.md"}
+NOT_DOCS = {"QUESTIONS.md", "QUESTIONS_TRANSLATED.md"}
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -122,6 +123,57 @@ def parse_tables(md: str) -> tuple[list[dict], list[dict]]:
     return main, off
 
 
+def flipped(lang: str) -> str:
+    """The `lang` of a question asked in the other language: en ↔ zh→en, zh ↔ en→zh."""
+    source = lang.split("→")[-1]
+    asked = lang.split("→")[0]
+    other = "en" if asked == "zh" else "zh"
+    return source if other == source else f"{other}→{source}"
+
+
+def translated_rows() -> list[dict]:
+    """QUESTIONS_TRANSLATED.md's rows (id, lang, question, answer)."""
+    rows, _ = parse_tables((HERE / "QUESTIONS_TRANSLATED.md").read_text(encoding="utf-8"))
+    return rows
+
+
+def all_cases() -> list[dict]:
+    """Every planted fact asked both ways: QUESTIONS.md's rows and their translations (file and location
+    copied), each with `cross` (asked in the other language than its document's) and `answers` (the fact as
+    an answer in the question's language may state it, alternatives)."""
+    main_rows, _ = parse_tables((HERE / "QUESTIONS.md").read_text(encoding="utf-8"))
+    by_id = {r["id"]: r for r in main_rows}
+    cases = []
+    for r in main_rows:
+        cases.append({**r, "cross": "→" in r["lang"], "answers": [r["answer"]]})
+    for t in translated_rows():
+        base = by_id[t["id"]]
+        cases.append({**base, "id": t["id"] + "t", "lang": t["lang"], "question": t["question"],
+                      "cross": "→" in t["lang"], "answers": [a.strip() for a in t["answer"].split(" / ")]})
+    return cases
+
+
+def check_translated(main_rows: list[dict]) -> list[str]:
+    """Every fact of QUESTIONS.md is asked once in QUESTIONS_TRANSLATED.md, in the other language."""
+    failures = []
+    rows = translated_rows()
+    by_id = {r["id"]: r for r in rows}
+    if len(by_id) != len(rows):
+        failures.append("QUESTIONS_TRANSLATED.md: an id occurs twice")
+    for r in main_rows:
+        t = by_id.get(r["id"])
+        if t is None:
+            failures.append(f"{r['id']}: not in QUESTIONS_TRANSLATED.md")
+        elif t["lang"] != flipped(r["lang"]):
+            failures.append(f"{r['id']}: translated lang {t['lang']!r} != {flipped(r['lang'])!r}")
+        elif bool(CJK.search(t["question"])) != t["lang"].startswith("zh"):
+            failures.append(f"{r['id']}: translated question is not in {t['lang'].split('→')[0]}")
+    extra = set(by_id) - {r["id"] for r in main_rows}
+    if extra:
+        failures.append(f"QUESTIONS_TRANSLATED.md: unknown ids {sorted(extra)}")
+    return failures
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -164,6 +216,8 @@ def main() -> int:
             failures += [f"{qid}: {p}" for p in problems]
         else:
             ok += 1
+
+    failures += check_translated(main_rows)
 
     # corpus-level promises
     langs = Counter(r["lang"] for r in main_rows)

@@ -11,9 +11,9 @@ import time
 from typing import Callable
 
 from kb.answer.citations import CitationFilter, infer_citations
-from kb.answer.evidence import evidence, weak_evidence
+from kb.answer.evidence import evidence, strongest, weak_evidence
 from kb.answer.extractive import extractive_answer
-from kb.answer.fusion import confident, generate_variants
+from kb.answer.fusion import confident, generate_variants, translate
 from kb.answer.grounding import LoopGuard, drop_repeated_lines, is_decline, unsupported
 from kb.answer.prompt import ECHO_STOPS, messages_for, pack
 from kb.answer.sources import build_sources
@@ -87,30 +87,46 @@ class Asker:
 
     def retrieve(self, question: str, options: AskOptions, on_status: Callable[[str], None] | None = None
                  ) -> tuple[object, list[str], dict[str, float]]:
-        """(search response, fusion variants, timings). Fusion runs when asked to, or in auto mode when the first
-        retrieval is not confident. The question is searched once: its candidate lists are fused alone to judge
-        confidence, and fused again with the variants' lists (or reranked) for the answer; evidence is judged on
-        the question's own lists."""
+        """(search response, extra queries, timings). The question is searched once: its candidate lists (with
+        its dense list over the other language's chunks, when part of the corpus is in the other language) are
+        fused alone to judge confidence, and fused again with the extra queries' lists (or reranked) for the
+        answer. The extra queries: the LLM's translation of the question, always when part of the corpus is in
+        the other language; RAG-Fusion's rewordings when asked for, or in auto mode when the first retrieval is
+        not confident. Evidence is judged on the stronger of the question's and its translation's own lists
+        (a translated question is a same-language one, which is what the weak-evidence gate is calibrated on)."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
         own = self.searcher.candidates([question], mode="hybrid", path_glob=options.path_glob)
         first = self.searcher.fuse(own, k=options.top_k, rerank=False)
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         variants: list[str] = []
+        use_llm = not options.extractive and self._llm_factory is not None and bool(first.hits)
+        translated = None
+        if use_llm and self.searcher.cross_language(question):
+            if on_status:
+                on_status("translating the question")
+            t = time.perf_counter()
+            translated = translate(self.llm, question)
+            timings["translate"] = (time.perf_counter() - t) * 1000
         fuse = options.fusion == "on" or (options.fusion == "auto" and not confident(first.hits))
-        if fuse and not options.extractive and self._llm_factory is not None and first.hits:
+        if fuse and use_llm:
             if on_status:
                 on_status("writing query variants")
-            variants, timings["fusion"] = generate_variants(self.llm, question, options.variants)
+            variants, timings["fusion"] = generate_variants(self.llm, question, options.variants, translated=translated)
+        elif translated:
+            variants = [translated]
         response = first
         if variants or (options.rerank and self.searcher.reranker is not None):
             t = time.perf_counter()
-            found = own + self.searcher.candidates(variants, mode="hybrid", path_glob=options.path_glob) \
-                if variants else own
+            extra = self.searcher.candidates(variants, mode="hybrid", path_glob=options.path_glob, cross=False) \
+                if variants else None
+            found = own + extra if extra else own
             response = self.searcher.fuse(found, k=options.top_k, rerank=options.rerank)
             timings["retrieve"] += (time.perf_counter() - t) * 1000 - response.timings_ms.get("rerank", 0.0)
             if "rerank" in response.timings_ms:
                 timings["rerank"] = response.timings_ms["rerank"]
+            if translated and extra:
+                response.list_scores = strongest([own.queries[0], *(q for q in extra.queries if q.query == translated)])
         return response, variants, timings
 
     def ask(self, question: str, options: AskOptions, on_text: Callable[[str], None] | None = None,

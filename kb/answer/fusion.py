@@ -80,9 +80,35 @@ def parse_translation(text: str, question: str) -> str | None:
     return None
 
 
-def generate_variants(llm, question: str, n: int, max_tokens: int = 160) -> tuple[list[str], float]:
+def translate(llm, question: str) -> str | None:
+    """The question in the other of our two languages (one short greedy call), or None when the reply is not
+    usable."""
+    return parse_translation(llm.chat(translation_prompt(question), max_tokens=96, temperature=0.0), question)
+
+
+def translator(settings):
+    """`translated(searcher, query)`: the configured LLM's translation of the query into the other language when
+    part of the searcher's corpus is in it, else None (`kb search --translate`, `kb eval --mode
+    hybrid+translate`). The LLM is loaded on the first query that needs it."""
+    llm = []
+
+    def translated(searcher, query: str) -> str | None:
+        if not searcher.cross_language(query):
+            return None
+        if not llm:
+            from kb.llm import load_llm
+
+            llm.append(load_llm(settings))
+        return translate(llm[0], query)
+
+    return translated
+
+
+def generate_variants(llm, question: str, n: int, max_tokens: int = 160, translated: str | None = None
+                      ) -> tuple[list[str], float]:
     """(variants, milliseconds): n - 1 rewordings and the question in the other language (or as many of those
-    as the model wrote usably). Greedy decoding: the same question gets the same variants."""
+    as the model wrote usably; `translated` when the caller already has the translation). Greedy decoding: the
+    same question gets the same variants."""
     if n <= 0:
         return [], 0.0
     t = time.perf_counter()
@@ -90,7 +116,7 @@ def generate_variants(llm, question: str, n: int, max_tokens: int = 160) -> tupl
     if n > 1:
         reply = llm.chat(variants_prompt(question, n - 1), max_tokens=max_tokens, temperature=0.0)
         out = parse_variants(reply, question, n - 1)
-    translated = parse_translation(llm.chat(translation_prompt(question), max_tokens=96, temperature=0.0), question)
+    translated = translated or translate(llm, question)
     if translated and _normalise(translated) not in {_normalise(v) for v in out}:
         out.append(translated)
     return out, (time.perf_counter() - t) * 1000

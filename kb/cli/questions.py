@@ -25,10 +25,13 @@ def search(
     path: Optional[str] = typer.Option(None, "--path", help="Only documents whose path matches this glob."),
     reranker: Optional[str] = RERANKER_FLAG,
     no_rerank: bool = NO_RERANK_FLAG,
+    translate: bool = typer.Option(False, "--translate", help="When part of the knowledge base is in the other "
+                                   "language, also search the LLM's translation of the query (loads the LLM)."),
     as_json: bool = JSON_FLAG,
 ) -> None:
-    """Find the passages that match a query (retrieval only, no LLM)."""
+    """Find the passages that match a query (retrieval only; no LLM unless --translate)."""
     from kb.render import render_hits
+    from kb.answer.fusion import translator
     from kb.retrieve import MODES, open_searcher
 
     if mode not in MODES:
@@ -38,11 +41,13 @@ def search(
     settings = settings_with(reranker="" if no_rerank else reranker)
     searcher = open_searcher(settings)
     try:
-        response = searcher.search(query, k=top_k, mode=mode, path_glob=path)
+        translation = translator(settings)(searcher, query) if translate else None
+        response = searcher.search(query, k=top_k, mode=mode, path_glob=path,
+                                   extra_queries=[translation] if translation else ())
     finally:
         searcher.close()
     if as_json:
-        print_json(response.to_dict())
+        print_json(response.to_dict() | ({"translation": translation} if translate else {}))
     elif response.hits:
         render_hits(response)
     if state.verbose:

@@ -120,14 +120,14 @@ class LocalProcessor:
     def chunk(self, doc: Document) -> list[Chunk]:
         """A document's chunks, with their BM25 tokens."""
         from kb.chunking import chunk_document
-        from kb.text import tokenize
+        from kb.text import text_language, tokenize
 
         embedder = self._load()
         chunks = chunk_document(doc, embedder.count_tokens, max_tokens=embedder.max_tokens,
                                 target_tokens=self.options.chunk_tokens or None,
                                 overlap_tokens=self.options.chunk_overlap)
         for c in chunks:
-            c.tokens = tuple(tokenize(c.index_text))
+            c.tokens, c.lang = tuple(tokenize(c.index_text)), text_language(c.index_text)
         return chunks
 
     def run(self, tasks: Sequence[FileTask]) -> Iterator[Processed]:

@@ -57,6 +57,7 @@ HEADING_SEP = " > "
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("chunks", "ocr", "INTEGER NOT NULL DEFAULT 0"),  # 1: some of the chunk's text was read by OCR
     ("documents", "ocr_pages", "INTEGER NOT NULL DEFAULT 0"),  # pages (slides, image frames) read by OCR
+    ("chunks", "lang", "TEXT"),  # "en" / "zh", from the chunk text at ingest (kb.text.text_language); NULL before
 )
 
 
@@ -218,9 +219,9 @@ class Catalog:
         for c in chunks:
             cur = self.conn.execute(
                 """INSERT INTO chunks(doc_id, ordinal, text, index_text, tokens, page_start, page_end, slide,
-                   heading_path, n_tokens, text_hash, ocr) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   heading_path, n_tokens, text_hash, ocr, lang) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (doc_id, c.ordinal, c.text, c.index_text, " ".join(c.tokens), c.page_start, c.page_end, c.slide,
-                 HEADING_SEP.join(c.heading_path), c.n_tokens, c.text_hash, int(c.ocr)),
+                 HEADING_SEP.join(c.heading_path), c.n_tokens, c.text_hash, int(c.ocr), c.lang or None),
             )
             ids.append(cur.lastrowid)
         return ids
@@ -242,6 +243,18 @@ class Catalog:
             ids.append(chunk_id)
             tokens.append(joined.split())
         return ids, tokens
+
+    def chunk_languages(self) -> dict[str, list[int]]:
+        """Every chunk's id by its language ("en" / "zh"): recorded at ingest, or judged from the text for chunks
+        ingested before the language was recorded."""
+        from kb.text import text_language
+
+        out: dict[str, list[int]] = {}
+        lang = self.column_or("c", "chunks", "lang", "NULL")
+        for chunk_id, code, text in self.conn.execute(
+                f"SELECT c.id, {lang}, CASE WHEN {lang} IS NULL THEN c.index_text END FROM chunks c ORDER BY c.id"):
+            out.setdefault(code or text_language(text or ""), []).append(chunk_id)
+        return out
 
     def chunk_ids(self) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM chunks ORDER BY id")]
