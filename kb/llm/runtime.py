@@ -53,7 +53,7 @@ _LOG_TAIL: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, shown 
 _LOG_CALLBACK = None
 
 
-def _import_llama_cpp():
+def import_llama_cpp():
     """Import llama_cpp and route its C-level log into a small buffer instead of the user's terminal."""
     global _LOG_CALLBACK
     import llama_cpp
@@ -94,7 +94,7 @@ def _quiet_stderr():
 
 
 def gpu_offload_supported() -> bool:
-    return bool(_import_llama_cpp().llama_supports_gpu_offload())
+    return bool(import_llama_cpp().llama_supports_gpu_offload())
 
 
 def llama_build_info() -> dict:
@@ -102,7 +102,7 @@ def llama_build_info() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
     except ImportError as e:
         return {"installed": False, "error": f"llama-cpp-python is not installed ({e}): pip install llama-cpp-python"}
     try:
@@ -145,7 +145,7 @@ class LLM:
     """One loaded GGUF model. Use `load_llm`, which loads each file once per process."""
 
     def __init__(self, path: Path, n_ctx: int, threads: int, gpu_layers: int):
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.path = Path(path)
