@@ -182,7 +182,8 @@ class Asker:
                 on_text(tail)
         answer.answer = drop_repeated_lines("".join(parts)).strip()
         stats = dict(getattr(llm, "last_stats", {}) or {})
-        answer.timings_ms.update({k: float(stats[k]) for k in ("prompt_tokens", "first_token_ms") if k in stats})
+        answer.timings_ms.update({k: float(stats[k]) for k in ("prompt_tokens", "prompt_tokens_evaluated", "first_token_ms")
+                                  if k in stats})
         if "first_token_ms" in answer.timings_ms:
             answer.timings_ms["first_token"] = answer.timings_ms.pop("first_token_ms")
         answer.tokens_per_s = stats.get("tokens_per_s")

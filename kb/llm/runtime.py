@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 from kb.errors import ModelNotFound, ModelUnusable, PromptTooLong
 from kb.llm.gguf import gguf_summary
+from kb.llm.prefix import PrefixCache
 from kb.llm.presets import ensure_model_file, resolve_llm
 
 
@@ -144,7 +145,7 @@ REPEAT_PENALTY = 1.1
 class LLM:
     """One loaded GGUF model. Use `load_llm`, which loads each file once per process."""
 
-    def __init__(self, path: Path, n_ctx: int, threads: int, gpu_layers: int):
+    def __init__(self, path: Path, n_ctx: int, threads: int, gpu_layers: int, state_dir: Path | None = None):
         llama_cpp = import_llama_cpp()
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -174,9 +175,22 @@ class LLM:
         self._formatter = Jinja2ChatFormatter(template=template or CHATML_TEMPLATE, eos_token=eos, bos_token=bos)
         self._stops = [s for s in {eos, "<|im_end|>" if not template else ""} if s]
         self._active: Iterator[str] | None = None
+        # the system prompt's KV state, evaluated once (kept in memory, and in state_dir for the next process)
+        self.prefix_cache = PrefixCache(self._llama, llama_cpp, self.path, f"n_ctx={self.n_ctx}|gpu={gpu_layers}",
+                                        state_dir)
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def cached_prefix(self, tokens: list[int]) -> int:
+        """How many leading `tokens` the KV cache already holds (llama-cpp-python re-evaluates at least the last
+        prompt token, so a prompt it holds entirely reuses all but one)."""
+        n = int(self._llama.n_tokens)
+        if n == 0:
+            return 0
+        held = self._llama.input_ids[:n].tolist()
+        shared = self._llama.longest_token_prefix(held, tokens)
+        return shared - 1 if shared == len(tokens) else shared
 
     def prompt_tokens(self, messages: list[dict]) -> list[int]:
         """The chat template applied to `messages` (ending with the assistant's turn), as tokens."""
@@ -211,6 +225,13 @@ class LLM:
             sampled[0] += 1
             return False
 
+        fixed = 0
+        if messages and messages[0].get("role") == "system":
+            fixed = self._llama.longest_token_prefix(self.prompt_tokens(messages[:1]), tokens)
+            self.prefix_cache.prepare(tokens[:fixed])
+        # llama-cpp-python keeps the KV cache of the previous prompt and evaluates only what follows the longest
+        # shared prefix (the system prompt, in the shell): count what it will reuse, for the stats
+        reused = self.cached_prefix(tokens) - (fixed if self.prefix_cache.last == "evaluated" else 0)
         first = None
         finish = "closed"
         pieces = self._llama.create_completion(prompt=tokens, max_tokens=min(max_tokens, room),
@@ -234,6 +255,9 @@ class LLM:
             n = sampled[0] - (finish != "closed")
             self.last_stats = {
                 "prompt_tokens": len(tokens),
+                "prompt_tokens_reused": reused,
+                "prompt_tokens_evaluated": len(tokens) - reused,
+                "prefix_state": self.prefix_cache.last,
                 "completion_tokens": n,
                 "first_token_ms": round((first - started) * 1000, 1),
                 "total_ms": round((end - started) * 1000, 1),
@@ -255,6 +279,14 @@ def effective_gpu_layers(requested: int, cpu: bool = False) -> int:
     return requested
 
 
+def state_dir(settings) -> Path | None:
+    """Where prompt-prefix KV states are kept between processes: the models dir, when kb can write there."""
+    from kb.config import models_dir
+
+    path = models_dir(settings)
+    return path if path.is_dir() and os.access(path, os.W_OK) else None
+
+
 def load_llm(settings, cpu: bool = False, on_status: Callable[[str], None] | None = None) -> LLM:
     """The configured LLM, assembled if needed and loaded once per process.
 
@@ -273,5 +305,5 @@ def load_llm(settings, cpu: bool = False, on_status: Callable[[str], None] | Non
     if key not in _CACHE:
         if on_status is not None:
             on_status(f"loading model {path.name} …")
-        _CACHE[key] = LLM(path, n_ctx=n_ctx, threads=threads, gpu_layers=layers)
+        _CACHE[key] = LLM(path, n_ctx=n_ctx, threads=threads, gpu_layers=layers, state_dir=state_dir(settings))
     return _CACHE[key]
