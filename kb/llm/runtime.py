@@ -48,6 +48,19 @@ def physical_cores() -> int:
     return max(1, n // 2) if n >= 4 else max(1, n)  # unknown topology: assume SMT on bigger machines
 
 
+def auto_threads() -> int:
+    """Threads for llama.cpp when none are configured: the physical cores, one fewer when the machine is already
+    busy (1-minute load average at least the core count). llama.cpp's threads wait for each other after every
+    operation, so one thread descheduled by another process stalls them all: on a 2-core machine under load,
+    bench/llm_speed.py measured 1 thread at 1.3-2x the prompt speed and 7-20x the generation speed of 2."""
+    cores = physical_cores()
+    try:
+        busy = os.getloadavg()[0] >= cores
+    except (AttributeError, OSError):
+        busy = False
+    return max(1, cores - 1) if busy and cores > 1 else cores
+
+
 # ---- llama.cpp -----------------------------------------------------------------------------------
 
 _LOG_TAIL: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, shown only when loading fails
@@ -299,7 +312,7 @@ def load_llm(settings, cpu: bool = False, on_status: Callable[[str], None] | Non
     with contextlib.suppress(ModelNotFound):
         trained = gguf_summary(path)["context_length"]
     n_ctx = min(settings.n_ctx, trained) if trained else settings.n_ctx
-    threads = settings.threads or physical_cores()
+    threads = settings.threads or auto_threads()
     layers = effective_gpu_layers(settings.gpu_layers, cpu)
     key = (str(path), n_ctx, layers, threads)
     if key not in _CACHE:
