@@ -1,15 +1,16 @@
-"""What does `kb ask` add to the LLM's own time? Time to first token and total time of kb's answer path (retrieval,
-packing, prompt, streamed generation through the citation filter), beside the floor: the same final prompt run
-through bare llama-cpp-python (`Llama.create_completion`, same tokens and sampling) on the same loaded model, in
-the same process. The KV cache is reset before every run, so neither reuses the other's prompt. Model load is
-excluded (one warm-up generation first). Then the same questions with RAG-Fusion on, showing its cost.
+"""Time to the first word of `kb ask`, before and after issue 14, in one run, question by question (interleaved,
+since the machine is shared): *before* as shipped (threads = the physical cores, the whole prompt evaluated
+every time), *after* as now (threads chosen by `auto_threads`, the system prompt's KV state loaded from the
+models dir as a new `kb ask` process does). Each run starts from an empty KV cache. Model load is excluded (one
+warm-up generation first). With --floor, the same final prompt through bare llama-cpp-python
+(`Llama.create_completion`, same tokens and sampling): kb's own overhead. With --fusion, RAG-Fusion's cost.
 
-    python bench/ask.py [--kb DIR] [--model qwen2.5-coder-1.5b] [--questions 8]
+    python bench/ask.py [--kb DIR] [--model qwen2.5-coder-1.5b] [--questions 8] [--floor] [--fusion]
 
 Knowledge base: sample_docs, ingested into a temporary directory with the default embedding model unless --kb is
 given. Questions: the first --questions of sample_docs/QUESTIONS.md that the LLM answers (an early abstention
-never reaches the model). Prints medians over them; the goal is kb's overhead before the first token <= 20% of
-the floor's prompt-evaluation time.
+never reaches the model). Prints medians over them; the goal (issue 14) is after/before <= 0.5 for the first
+token, with the same answers.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from _common import REPO, figure  # noqa: E402
 from answers import load_questions  # noqa: E402
 
 
-def timed_kb(asker, question: str, options) -> tuple[float, float, object]:
-    """(seconds to the first streamed text, total seconds, Answer) of Asker.ask, the KV cache reset first."""
-    asker.llm._llama.reset()
+def timed_kb(asker, question: str, options, one_shot: bool = True) -> tuple[float, float, object]:
+    """(seconds to the first streamed text, total seconds, Answer) of Asker.ask. `one_shot`: as a new `kb ask`
+    process finds it, the KV cache empty and no prefix state in memory (a saved one on disk is loaded)."""
+    llm = asker.llm
+    if one_shot:
+        llm._llama.reset()
+        llm.prefix_cache.states.clear()
     first: list[float] = []
     start = time.perf_counter()
     answer = asker.ask(question, options, on_text=lambda _t: first.append(time.perf_counter()) if not first else None)
@@ -58,11 +63,16 @@ def main() -> None:
     ap.add_argument("--kb", type=Path, default=None, help="a knowledge base holding sample_docs (default: build one)")
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--questions", type=int, default=8)
+    ap.add_argument("--floor", action="store_true", help="also the bare llama-cpp-python floor (one more prompt)")
+    ap.add_argument("--fusion", action="store_true", help="also with RAG-Fusion on")
     args = ap.parse_args()
 
-    from kb.answer import AskOptions, messages_for, open_asker
+    from kb.answer import Asker, AskOptions, messages_for
     from kb.config import load_settings
     from kb.ingest import IngestOptions, ingest_with_settings
+    from kb.llm import load_llm, physical_cores
+    from kb.llm.runtime import LLM
+    from kb.retrieve import open_searcher
 
     tmp = None
     path = args.kb
@@ -72,8 +82,16 @@ def main() -> None:
         settings = load_settings(str(path))
         ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[REPO / "sample_docs"]))
     settings = load_settings(str(path), {"llm_model": args.model})
-    asker = open_asker(settings)
-    asker.llm.chat([{"role": "user", "content": "Say OK."}], max_tokens=4)  # load and warm up: not measured
+    searcher = open_searcher(settings)
+    after_llm = load_llm(settings)
+    # before: as shipped (threads = the physical cores, the whole prompt evaluated every time)
+    before_llm = LLM(after_llm.path, n_ctx=after_llm.n_ctx, threads=physical_cores(), gpu_layers=0)
+    before_llm.prefix_cache.enabled = False
+    before, after = Asker(searcher, lambda: before_llm), Asker(searcher, lambda: after_llm)
+    for llm in (before_llm, after_llm):  # load and warm up: not measured
+        llm.chat([{"role": "user", "content": "Say OK."}], max_tokens=4)
+    print(f"# before: {before_llm.threads} threads, no prefix state; after: {after_llm.threads} threads, "
+          f"prefix state from disk", flush=True)
 
     questions, _ = load_questions()
     off = AskOptions.from_settings(settings, fusion="off")
@@ -81,35 +99,48 @@ def main() -> None:
     for q in questions:
         if len(rows) == args.questions:
             break
-        kb_first, kb_total, answer = timed_kb(asker, q["question"], off)
-        if "prompt_tokens" not in answer.timings_ms:
+        b_first, b_total, b_answer = timed_kb(before, q["question"], off)
+        if "prompt_tokens" not in b_answer.timings_ms:
             continue  # abstained before the LLM
-        messages = messages_for(q["question"], answer.sources, answer.language)
-        floor_first, floor_total, n_prompt = timed_floor(asker.llm, messages, off.max_tokens, off.temperature)
-        fused_first, fused_total, _ = timed_kb(asker, q["question"], AskOptions.from_settings(settings, fusion="on"))
-        rows.append(dict(kb_first=kb_first, kb_total=kb_total, floor_first=floor_first, floor_total=floor_total,
-                         overhead=kb_first - floor_first, prompt_tokens=n_prompt,
-                         fused_first=fused_first, fused_total=fused_total))
-        print(f"# {q['id']} prompt {n_prompt} tok: kb first {kb_first:.2f} s / floor {floor_first:.2f} s; "
-              f"total {kb_total:.2f} / {floor_total:.2f} s; fusion on: first {fused_first:.2f} s", flush=True)
+        a_first, a_total, a_answer = timed_kb(after, q["question"], off)
+        row = dict(before_first=b_first, before_total=b_total, after_first=a_first, after_total=a_total,
+                   prompt_tokens=b_answer.timings_ms["prompt_tokens"],
+                   after_evaluated=a_answer.timings_ms.get("prompt_tokens_evaluated", float("nan")),
+                   same_answer=b_answer.answer == a_answer.answer)
+        if args.floor:
+            messages = messages_for(q["question"], a_answer.sources, a_answer.language)
+            row["floor_first"], row["floor_total"], _ = timed_floor(after_llm, messages, off.max_tokens,
+                                                                    off.temperature)
+        if args.fusion:
+            row["fused_first"], row["fused_total"], _ = timed_kb(after, q["question"],
+                                                                 AskOptions.from_settings(settings, fusion="on"))
+        rows.append(row)
+        print(f"# {q['id']} prompt {row['prompt_tokens']:.0f} tok (after: {row['after_evaluated']:.0f} evaluated, "
+              f"{after_llm.last_stats.get('prefix_state')}): first token before {b_first:.2f} s / after "
+              f"{a_first:.2f} s; total {b_total:.2f} / {a_total:.2f} s; same answer {row['same_answer']}",
+              flush=True)
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in rows)
 
     figure("questions", len(rows))
     figure("prompt_tokens_p50", med("prompt_tokens"))
-    figure("floor_first_token_p50", med("floor_first"), "s")
-    figure("kb_first_token_p50", med("kb_first"), "s")
-    figure("kb_overhead_before_first_token_p50", med("overhead"), "s")
-    figure("kb_overhead_ratio_p50", statistics.median(r["overhead"] / r["floor_first"] for r in rows))
-    figure("floor_total_p50", med("floor_total"), "s")
-    figure("kb_total_p50", med("kb_total"), "s")
-    figure("fusion_on_first_token_p50", med("fused_first"), "s")
-    figure("fusion_cost_before_first_token_p50", statistics.median(r["fused_first"] - r["kb_first"] for r in rows),
-           "s")
-    figure("fusion_on_total_p50", med("fused_total"), "s")
+    figure("after_prompt_tokens_evaluated_p50", med("after_evaluated"))
+    figure("before_first_token_p50", med("before_first"), "s")
+    figure("after_first_token_p50", med("after_first"), "s")
+    figure("after_over_before_first_token_p50", statistics.median(r["after_first"] / r["before_first"] for r in rows))
+    figure("before_total_p50", med("before_total"), "s")
+    figure("after_total_p50", med("after_total"), "s")
+    figure("same_answer_share", sum(r["same_answer"] for r in rows) / len(rows))
+    if args.floor:
+        figure("floor_first_token_p50", med("floor_first"), "s")
+        figure("kb_overhead_ratio_p50", statistics.median((r["after_first"] - r["floor_first"]) / r["floor_first"]
+                                                          for r in rows))
+    if args.fusion:
+        figure("fusion_on_first_token_p50", med("fused_first"), "s")
+        figure("fusion_on_total_p50", med("fused_total"), "s")
+    searcher.close()
     if tmp is not None:
-        asker.close()
         tmp.cleanup()
 
 

@@ -26,6 +26,7 @@ class AnswerPrinter:
         self.streaming = enabled and out.is_terminal
         self.spinner = None
         self.wrote = False
+        self.shown_sources = False  # listed before the answer (`sources`)
 
     def __enter__(self):
         if self.enabled and err.is_terminal and not self.quiet:
@@ -45,6 +46,23 @@ class AnswerPrinter:
         """A line on stderr that stays (unlike a status), e.g. what a follow-up question was rewritten into."""
         if self.enabled and not self.quiet:
             err.print(message, style="dim" if err.is_terminal else None, markup=False)
+
+    def sources(self, sources) -> None:
+        """On a terminal, the numbered sources as soon as retrieval ends, so the reader has them while the LLM
+        reads them (piped, they come after the answer, as before)."""
+        if not self.streaming or not sources:
+            return
+        spinning = self.spinner is not None
+        if spinning:
+            self.spinner.stop()
+        out.print("Sources:", style="bold", markup=False)
+        for s in sources:
+            out.print(f"[{s.n}] {source_label(s)}", style="dim", markup=False)
+        out.print()
+        self.shown_sources = True
+        if spinning:
+            self.spinner.update("reading the sources")
+            self.spinner.start()
 
     def text(self, piece: str) -> None:
         if not self.streaming:
@@ -101,9 +119,10 @@ def print_source_list(title: str, sources: Iterable, notes: Mapping[int, str] | 
         out.print(f"[{s.n}] {source_label(s)}{notes.get(s.n, '')}", markup=False)
 
 
-def print_sources(answer, show_all: bool) -> None:
+def print_sources(answer, show_all: bool, shown_before: bool = False) -> None:
     """The sources after an answer: those it cites (or, with show_all, every one it was given); the three nearest
-    when it abstained."""
+    when it abstained. `shown_before`: every source was listed before the answer, so only the cited ones are
+    named again ("Cited:")."""
     cited = {c.source.n: c for c in answer.citations if not c.inferred}
     inferred = {c.source.n for c in answer.citations if c.inferred} - set(cited)
     if answer.abstained:
@@ -112,6 +131,10 @@ def print_sources(answer, show_all: bool) -> None:
         shown, title = answer.sources, "Sources:"
     else:
         shown, title = [s for s in answer.sources if s.n in cited or s.n in inferred], "Sources:"
+    if shown_before:
+        if answer.abstained:
+            return
+        title = "Cited:"
     if shown:
         print_source_list(title, shown, {n: " (inferred)" for n in inferred})
 

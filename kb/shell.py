@@ -144,11 +144,12 @@ class Shell:
                 if standalone != question:
                     printer.note(f"→ {standalone}")
                 printer.status("retrieving")
-            answer = self.asker.ask(standalone, self.options, on_text=printer.text, on_status=printer.status)
+            answer = self.asker.ask(standalone, self.options, on_text=printer.text, on_status=printer.status,
+                                    on_sources=printer.sources)
             printer.finish(answer)
         self.last = answer
         self.conversation.add(question, standalone, answer.answer)
-        print_sources(answer, show_all=False)
+        print_sources(answer, show_all=False, shown_before=printer.shown_sources)
         return answer
 
     def run(self, command: Command) -> bool:

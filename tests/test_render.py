@@ -68,3 +68,19 @@ def test_disabled_printer_prints_nothing(consoles):
         p.text("x")
         p.finish(withdrawn())
     assert out.getvalue() == err.getvalue() == ""
+
+
+def test_on_a_terminal_the_sources_come_before_the_answer_and_only_the_cited_after(consoles):
+    from kb.answer.types import Citation, Source
+
+    out, _ = consoles(True)
+    given = [Source(n, [n], "text", 1.0, n, path=f"/docs/{name}.md", heading="H") for n, name in ((1, "a"), (2, "b"))]
+    ok = Answer(question="q", answer="It stirs at 1,850 rpm [2].", sources=given, citations=[Citation(given[1])])
+    with render.AnswerPrinter(enabled=True, quiet=True) as p:
+        p.sources(given)
+        p.text(ok.answer)
+        p.finish(ok)
+    render.print_sources(ok, show_all=False, shown_before=p.shown_sources)
+    text = out.getvalue()
+    assert text.index("[1] ") < text.index("[2] ") < text.index(ok.answer) < text.index("Cited:")
+    assert text.split("Cited:")[1].strip().startswith("[2] ") and "[1] " not in text.split("Cited:")[1]

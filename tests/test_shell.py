@@ -256,3 +256,30 @@ def test_questions_piped_in_get_plain_answers(sample_kb):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() and "\x1b[" not in r.stdout, r.stdout
     assert "loading the language model" in r.stderr
+
+
+def test_the_second_question_reuses_the_system_prompt_in_the_kv_cache(tmp_path, capsys):
+    """The real (tiny) LLM: llama.cpp keeps the previous prompt's KV cache, and the shell's prompts start with the
+    same system prompt, so the second question evaluates fewer tokens than its prompt holds."""
+    from kb.answer.prompt import system_prompt
+    from kb.llm import load_llm
+
+    kb, emb, _ = fake_kb(tmp_path, {
+        "codes.md": "# Error codes\n\nE-214 means the stir motor stalled.\n\nE-305 means the sensor drifted.\n",
+        "warranty.md": "# Warranty\n\nThe warranty lasts 27 months.\n"})
+    settings = load_settings(str(kb.path), {"llm_model": "tiny"})
+    llm = load_llm(settings)
+    asker = Asker(Searcher(kb, lambda: emb), lambda: llm)
+    shell = Shell(settings, AskOptions(top_k=2, fusion="off", max_tokens=8), asker=asker)
+    try:
+        first = shell.ask("What does error code E-214 mean?")
+        second = shell.ask("How long does the warranty last?")
+    finally:
+        shell.close()
+    # the first evaluated its whole prompt; the second (after the follow-up rewrite, another prompt, ran in
+    # between) restored the system prompt's state and evaluated only the rest
+    assert first.timings_ms["prompt_tokens_evaluated"] == first.timings_ms["prompt_tokens"]
+    assert llm.last_stats["prefix_state"] == "memory"
+    assert llm.last_stats["prompt_tokens_reused"] >= llm.count_tokens(system_prompt("en"))
+    assert second.timings_ms["prompt_tokens_evaluated"] <= \
+        second.timings_ms["prompt_tokens"] - llm.count_tokens(system_prompt("en"))

@@ -130,7 +130,10 @@ class Asker:
         return response, variants, timings
 
     def ask(self, question: str, options: AskOptions, on_text: Callable[[str], None] | None = None,
-            on_status: Callable[[str], None] | None = None) -> Answer:
+            on_status: Callable[[str], None] | None = None,
+            on_sources: Callable[[list[Source]], None] | None = None) -> Answer:
+        """Retrieve, then answer from the sources. `on_sources(sources)` is told the numbered sources as soon as
+        the prompt is packed, before the LLM starts (so a terminal can show them while the answer is written)."""
         started = time.perf_counter()
         lang = question_language(question)
         answer = Answer(question=question, language=lang)
@@ -153,10 +156,23 @@ class Asker:
             answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
             return answer
 
+        return self.answer_from(question, sources, options, on_text, on_sources, answer, started)
+
+    def answer_from(self, question: str, sources: list[Source], options: AskOptions,
+                    on_text: Callable[[str], None] | None = None,
+                    on_sources: Callable[[list[Source]], None] | None = None,
+                    answer: Answer | None = None, started: float | None = None) -> Answer:
+        """The LLM's answer to `question` from these sources (best first), checked and cited: what `ask` does
+        after retrieval, and what the calibration bench feeds gold and distractor passages to."""
+        started = time.perf_counter() if started is None else started
+        lang = question_language(question)
+        answer = answer or Answer(question=question, language=lang)
         llm = self.llm
         answer.model = llm.model_id
         answer.sources = pack(question, sources, lang, llm.n_ctx, options.max_tokens, llm.count_tokens,
                               options.context_tokens)
+        if on_sources:
+            on_sources(answer.sources)
         flt = CitationFilter({s.n for s in answer.sources})
         parts: list[str] = []
         stream = llm.stream_chat(messages_for(question, answer.sources, lang), max_tokens=options.max_tokens,
@@ -182,7 +198,8 @@ class Asker:
                 on_text(tail)
         answer.answer = drop_repeated_lines("".join(parts)).strip()
         stats = dict(getattr(llm, "last_stats", {}) or {})
-        answer.timings_ms.update({k: float(stats[k]) for k in ("prompt_tokens", "first_token_ms") if k in stats})
+        answer.timings_ms.update({k: float(stats[k]) for k in ("prompt_tokens", "prompt_tokens_evaluated", "first_token_ms")
+                                  if k in stats})
         if "first_token_ms" in answer.timings_ms:
             answer.timings_ms["first_token"] = answer.timings_ms.pop("first_token_ms")
         answer.tokens_per_s = stats.get("tokens_per_s")

@@ -19,6 +19,7 @@ DECLINE = re.compile(
 )
 
 GROUNDED_MIN_OVERLAP = 0.34  # share of an answer's words the best source must hold (see docs/answering.md)
+BARE_SPAN_WORDS = 2  # a bare answer this short, copied from a source, is an answer even if the question has it
 UNMENTIONED_MAX = 2  # question words an answer may repeat that no source has (paraphrase); more: another subject
 _ANSWER_WORDS = frozenset(tokenize("yes no not none only also answer source document")) | frozenset(
     "ye no not 是 否 不 没有 只有 答案 文档".split())
@@ -89,7 +90,7 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
     unknown = {w for w in added if _in_other_script(w, lang)} - set().union(*tokens)  # copied, never translated
     if unknown:
         return f"no source has {', '.join(_as_written(text, unknown)[:5])}"
-    if not added and _ASKS_WHAT.search(question) and not _YES_NO.search(text):
+    if not added and _ASKS_WHAT.search(question) and not _YES_NO.search(text) and not _bare_span(text, sources):
         return "the answer only restates the question"
     same = [question_language(s.text) == lang for s in sources]
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
@@ -102,6 +103,17 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
     if all(same) and added and max(len(added & st) / len(added) for st in source_tokens) < GROUNDED_MIN_OVERLAP:
         return "the answer's words are not in the sources"
     return None
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text).casefold()
+
+
+def _bare_span(text: str, sources: Sequence[Source]) -> bool:
+    """A bare answer of one or two words copied from a source names what was asked even when the question holds
+    those words ("《温哥华太阳报》发行于哪个城市？" → "温哥华"): not a restatement."""
+    key = _squash(text)
+    return 0 < len(tokenize(text)) <= BARE_SPAN_WORDS and any(key in _squash(s.text) for s in sources)
 
 
 def is_decline(text: str) -> bool:

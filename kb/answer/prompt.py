@@ -8,7 +8,7 @@ import re
 from typing import Callable, Sequence
 
 from kb.answer.types import ABSTAIN, Source
-from kb.text import LANGUAGE_NAME, split_sentences
+from kb.text import LANGUAGE_NAME, split_sentences, tokenize
 
 ANSWER_RESERVE = 48  # tokens kept free beyond the answer budget: chat-template tokens, rounding
 # A model that starts writing our source fences or the next question is echoing the prompt, not answering.
@@ -60,33 +60,63 @@ def messages_for(question: str, sources: Sequence[Source], lang: str) -> list[di
             {"role": "user", "content": user_prompt(question, sources, lang)}]
 
 
-def _truncate_to(text: str, budget: int, count_tokens: Callable[[str], int]) -> str:
-    """The longest run of whole sentences from the start of `text` within `budget` tokens."""
-    kept: list[str] = []
-    for sentence in split_sentences(text):
-        if count_tokens(" ".join([*kept, sentence])) > budget:
-            break
-        kept.append(sentence)
-    return " ".join(kept)
+def around_match(text: str, question: str, budget: int, count_tokens: Callable[[str], int]) -> str:
+    """The run of whole sentences of `text` within `budget` tokens around the sentence sharing most words with the
+    question (a long chunk's answer is not always at its start), growing towards the better-matching side."""
+    sentences = split_sentences(text)
+    if not sentences:
+        return ""
+    asked = set(tokenize(question))
+    score = [len(asked & set(tokenize(x))) for x in sentences]
+    best = max(range(len(sentences)), key=lambda i: (score[i], -i))
+    lo = hi = best
+    if count_tokens(sentences[best]) > budget:
+        return ""
+    while True:
+        options = [i for i in (lo - 1, hi + 1) if 0 <= i < len(sentences)]
+        grown = False
+        for i in sorted(options, key=lambda i: (-score[i], i)):
+            a, b = min(lo, i), max(hi, i)
+            if count_tokens(" ".join(sentences[a:b + 1])) <= budget:
+                lo, hi, grown = a, b, True
+                break
+        if not grown:
+            return " ".join(sentences[lo:hi + 1])
+
+
+def _key(text: str) -> str:
+    return re.sub(r"\W+", "", text).casefold()
+
+
+def drop_duplicates(sources: list[Source]) -> list[Source]:
+    """Sources whose text another (better-ranked) source already holds are dropped: the same paragraph in two
+    files, or a chunk inside a merged one, costs prompt tokens and tells the model nothing new."""
+    kept: list[Source] = []
+    for s in sources:
+        key = _key(s.text)
+        if key and not any(key in _key(k.text) for k in kept):
+            kept.append(s)
+    return kept
 
 
 def pack(question: str, sources: list[Source], lang: str, n_ctx: int, max_answer_tokens: int,
          count_tokens: Callable[[str], int], context_tokens: int = 0) -> list[Source]:
     """The sources that fit the context window (and `context_tokens`, when set), numbered in prompt order: best
-    first, second best last (models read the ends of a long context best), the rest in between."""
+    first, second best last (models read the ends of a long context best), the rest in between. Duplicates are
+    dropped; the source that no longer fits whole keeps the sentences around its best match with the question."""
     base = count_tokens(system_prompt(lang)) + count_tokens(user_prompt(question, [], lang))
     budget = n_ctx - base - max_answer_tokens - ANSWER_RESERVE
     if context_tokens:
         budget = min(budget, context_tokens)
     chosen: list[Source] = []
-    for s in sources:
+    for s in drop_duplicates(sources):
         s.n = len(chosen) + 1
         cost = count_tokens(format_source(s)) + 2
         if cost > budget:
             overhead = count_tokens(format_source(dataclasses.replace(s, text="")))
             if budget - overhead < 64:
                 break
-            s.text = _truncate_to(s.text, budget - overhead - 2, count_tokens)
+            s.text = around_match(s.text, question, budget - overhead - 2, count_tokens)
             if not s.text:
                 break
             cost = count_tokens(format_source(s)) + 2

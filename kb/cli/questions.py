@@ -114,14 +114,15 @@ def ask(
     with AnswerPrinter(enabled=not as_json, quiet=state.quiet) as printer:
         asker = open_asker(settings, cpu=cpu, on_status=printer.status)
         try:
-            answer = asker.ask(question, options, on_text=printer.text, on_status=printer.status)
+            answer = asker.ask(question, options, on_text=printer.text, on_status=printer.status,
+                               on_sources=printer.sources)
             printer.finish(answer)
         finally:
             asker.close()
     if as_json:
         print_json(answer.to_dict())
     elif not no_sources:
-        print_sources(answer, show_all=show_sources)
+        print_sources(answer, show_all=show_sources, shown_before=printer.shown_sources and not show_sources)
     if state.verbose:
         print_answer_timings(answer)
     raise typer.Exit(EXIT_NOTHING_FOUND if answer.abstained else EXIT_OK)

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 from kb.errors import ModelNotFound, ModelUnusable, PromptTooLong
 from kb.llm.gguf import gguf_summary
+from kb.llm.prefix import PrefixCache
 from kb.llm.presets import ensure_model_file, resolve_llm
 
 
@@ -47,13 +48,26 @@ def physical_cores() -> int:
     return max(1, n // 2) if n >= 4 else max(1, n)  # unknown topology: assume SMT on bigger machines
 
 
+def auto_threads() -> int:
+    """Threads for llama.cpp when none are configured: the physical cores, one fewer when the machine is already
+    busy (1-minute load average at least the core count). llama.cpp's threads wait for each other after every
+    operation, so one thread descheduled by another process stalls them all: on a 2-core machine under load,
+    bench/llm_speed.py measured 1 thread at 1.3-2x the prompt speed and 7-20x the generation speed of 2."""
+    cores = physical_cores()
+    try:
+        busy = os.getloadavg()[0] >= cores
+    except (AttributeError, OSError):
+        busy = False
+    return max(1, cores - 1) if busy and cores > 1 else cores
+
+
 # ---- llama.cpp -----------------------------------------------------------------------------------
 
 _LOG_TAIL: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, shown only when loading fails
 _LOG_CALLBACK = None
 
 
-def _import_llama_cpp():
+def import_llama_cpp():
     """Import llama_cpp and route its C-level log into a small buffer instead of the user's terminal."""
     global _LOG_CALLBACK
     import llama_cpp
@@ -94,7 +108,7 @@ def _quiet_stderr():
 
 
 def gpu_offload_supported() -> bool:
-    return bool(_import_llama_cpp().llama_supports_gpu_offload())
+    return bool(import_llama_cpp().llama_supports_gpu_offload())
 
 
 def llama_build_info() -> dict:
@@ -102,7 +116,7 @@ def llama_build_info() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
     except ImportError as e:
         return {"installed": False, "error": f"llama-cpp-python is not installed ({e}): pip install llama-cpp-python"}
     try:
@@ -144,8 +158,8 @@ REPEAT_PENALTY = 1.1
 class LLM:
     """One loaded GGUF model. Use `load_llm`, which loads each file once per process."""
 
-    def __init__(self, path: Path, n_ctx: int, threads: int, gpu_layers: int):
-        llama_cpp = _import_llama_cpp()
+    def __init__(self, path: Path, n_ctx: int, threads: int, gpu_layers: int, state_dir: Path | None = None):
+        llama_cpp = import_llama_cpp()
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.path = Path(path)
@@ -174,9 +188,22 @@ class LLM:
         self._formatter = Jinja2ChatFormatter(template=template or CHATML_TEMPLATE, eos_token=eos, bos_token=bos)
         self._stops = [s for s in {eos, "<|im_end|>" if not template else ""} if s]
         self._active: Iterator[str] | None = None
+        # the system prompt's KV state, evaluated once (kept in memory, and in state_dir for the next process)
+        self.prefix_cache = PrefixCache(self._llama, llama_cpp, self.path, f"n_ctx={self.n_ctx}|gpu={gpu_layers}",
+                                        state_dir)
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def cached_prefix(self, tokens: list[int]) -> int:
+        """How many leading `tokens` the KV cache already holds (llama-cpp-python re-evaluates at least the last
+        prompt token, so a prompt it holds entirely reuses all but one)."""
+        n = int(self._llama.n_tokens)
+        if n == 0:
+            return 0
+        held = self._llama.input_ids[:n].tolist()
+        shared = self._llama.longest_token_prefix(held, tokens)
+        return shared - 1 if shared == len(tokens) else shared
 
     def prompt_tokens(self, messages: list[dict]) -> list[int]:
         """The chat template applied to `messages` (ending with the assistant's turn), as tokens."""
@@ -211,6 +238,13 @@ class LLM:
             sampled[0] += 1
             return False
 
+        fixed = 0
+        if messages and messages[0].get("role") == "system":
+            fixed = self._llama.longest_token_prefix(self.prompt_tokens(messages[:1]), tokens)
+            self.prefix_cache.prepare(tokens[:fixed])
+        # llama-cpp-python keeps the KV cache of the previous prompt and evaluates only what follows the longest
+        # shared prefix (the system prompt, in the shell): count what it will reuse, for the stats
+        reused = self.cached_prefix(tokens) - (fixed if self.prefix_cache.last == "evaluated" else 0)
         first = None
         finish = "closed"
         pieces = self._llama.create_completion(prompt=tokens, max_tokens=min(max_tokens, room),
@@ -234,6 +268,9 @@ class LLM:
             n = sampled[0] - (finish != "closed")
             self.last_stats = {
                 "prompt_tokens": len(tokens),
+                "prompt_tokens_reused": reused,
+                "prompt_tokens_evaluated": len(tokens) - reused,
+                "prefix_state": self.prefix_cache.last,
                 "completion_tokens": n,
                 "first_token_ms": round((first - started) * 1000, 1),
                 "total_ms": round((end - started) * 1000, 1),
@@ -255,6 +292,14 @@ def effective_gpu_layers(requested: int, cpu: bool = False) -> int:
     return requested
 
 
+def state_dir(settings) -> Path | None:
+    """Where prompt-prefix KV states are kept between processes: the models dir, when kb can write there."""
+    from kb.config import models_dir
+
+    path = models_dir(settings)
+    return path if path.is_dir() and os.access(path, os.W_OK) else None
+
+
 def load_llm(settings, cpu: bool = False, on_status: Callable[[str], None] | None = None) -> LLM:
     """The configured LLM, assembled if needed and loaded once per process.
 
@@ -267,11 +312,11 @@ def load_llm(settings, cpu: bool = False, on_status: Callable[[str], None] | Non
     with contextlib.suppress(ModelNotFound):
         trained = gguf_summary(path)["context_length"]
     n_ctx = min(settings.n_ctx, trained) if trained else settings.n_ctx
-    threads = settings.threads or physical_cores()
+    threads = settings.threads or auto_threads()
     layers = effective_gpu_layers(settings.gpu_layers, cpu)
     key = (str(path), n_ctx, layers, threads)
     if key not in _CACHE:
         if on_status is not None:
             on_status(f"loading model {path.name} …")
-        _CACHE[key] = LLM(path, n_ctx=n_ctx, threads=threads, gpu_layers=layers)
+        _CACHE[key] = LLM(path, n_ctx=n_ctx, threads=threads, gpu_layers=layers, state_dir=state_dir(settings))
     return _CACHE[key]

@@ -1,0 +1,182 @@
+"""Does kb answer when the answer is among its sources, and refuse when it is not? The calibration set of
+bench/calibration/ (CMRC 2018 questions in Chinese, questions written over SciFact abstracts in English) is fed
+straight to kb's answering path after retrieval (`Asker.answer_from`: packing, prompt, generation, citation
+filter, grounding check), each question twice:
+
+- answerable: its own paragraph and the nearest other paragraph (the gold one first or second, seeded);
+- unanswerable: the two nearest other paragraphs, which hold none of its gold answers.
+
+    python bench/calibrate.py [--lang zh en] [--n 20] [--model qwen2.5-coder-1.5b] [--dump out.jsonl] [--show]
+
+Per language it prints the share of answerable questions refused by the model or withdrawn by the grounding
+check (goal <= 5%), the share whose answer holds a gold answer, and the share of unanswerable ones refused
+(goal >= 95%). `--dump` keeps every raw answer, so grounding thresholds can be re-checked offline
+(`--recheck out.jsonl`, no LLM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import dataset, figure, read_jsonl  # noqa: E402
+
+HERE = Path(__file__).resolve().parent / "calibration"
+
+
+def squash(text: str) -> str:
+    return re.sub(r"[\s\-_·.,，。、「」《》\"'“”]+", "", text).casefold()
+
+
+def holds_answer(text: str, answers: list[str]) -> bool:
+    return any(squash(a) and squash(a) in squash(text) for a in answers)
+
+
+def load_set(lang: str, n: int) -> tuple[list[dict], dict[str, dict]]:
+    """(questions with `question`, `answers`, `doc_id`; corpus by id)."""
+    if lang == "zh":
+        base = dataset("cmrc2018-dev")
+        qa = {q["id"]: q for q in read_jsonl(base / "qa.jsonl")}
+        items = [qa[row["id"]] for row in read_jsonl(HERE / "zh.jsonl")]
+    else:
+        base = dataset("scifact")
+        items = read_jsonl(HERE / "en.jsonl")
+    corpus = {d["_id"]: d for d in read_jsonl(base / "corpus.jsonl")}
+    return items[:n], corpus
+
+
+class Neighbours:
+    """The paragraphs nearest a question by shared tokens weighted by IDF (a small BM25-like ranking)."""
+
+    def __init__(self, corpus: dict[str, dict]):
+        from kb.text import tokenize
+
+        self.tokenize = tokenize
+        self.ids = list(corpus)
+        self.tokens = [set(tokenize(corpus[i].get("title", "") + " " + corpus[i]["text"])) for i in self.ids]
+        df = Counter(t for ts in self.tokens for t in ts)
+        self.idf = {t: math.log(len(self.ids) / c) for t, c in df.items()}
+
+    def nearest(self, question: str, exclude, k: int) -> list[str]:
+        q = set(self.tokenize(question))
+        scored = sorted(((sum(self.idf.get(t, 0) for t in q & ts), i) for i, ts in zip(self.ids, self.tokens)),
+                        reverse=True)
+        return [i for _, i in scored if not exclude(i)][:k]
+
+
+def source(doc: dict, rank: int):
+    from kb.answer.types import Source
+
+    title = doc.get("title") or doc["_id"]
+    return Source(0, [rank], doc["text"], 1.0 / (rank + 1), rank, 0, path=f"{doc['_id']}.txt", title=title,
+                  doc_id=rank)
+
+
+def classify(a: dict) -> str:
+    if not a["abstained"]:
+        return "answered"
+    return "withdrawn" if a["unsupported_answer"] else "refused"
+
+
+def report(rows: list[dict]) -> None:
+    for lang in sorted({r["lang"] for r in rows}):
+        ans = [r for r in rows if r["lang"] == lang and r["kind"] == "answerable"]
+        una = [r for r in rows if r["lang"] == lang and r["kind"] == "unanswerable"]
+        if ans:
+            figure(f"{lang}_answerable_n", len(ans))
+            figure(f"{lang}_answerable_refused", sum(r["outcome"] == "refused" for r in ans) / len(ans))
+            figure(f"{lang}_answerable_withdrawn", sum(r["outcome"] == "withdrawn" for r in ans) / len(ans))
+            figure(f"{lang}_answerable_refused_or_withdrawn", sum(r["outcome"] != "answered" for r in ans) / len(ans))
+            figure(f"{lang}_answerable_holds_gold", sum(r["gold"] for r in ans) / len(ans))
+        if una:
+            figure(f"{lang}_unanswerable_n", len(una))
+            figure(f"{lang}_unanswerable_refused", sum(r["outcome"] != "answered" for r in una) / len(una))
+        times = [r["seconds"] for r in rows if r["lang"] == lang and "seconds" in r]
+        if times:
+            figure(f"{lang}_seconds_per_answer_p50", sorted(times)[len(times) // 2], "s")
+
+
+def recheck(path: Path) -> None:
+    """The grounding check of the current code over answers recorded with --dump (no LLM)."""
+    from kb.answer.grounding import is_decline, unsupported
+    from kb.answer.types import Source
+
+    rows = read_jsonl(path)
+    for r in rows:
+        raw = r["unsupported_answer"] or r["answer"]
+        sources = [Source(s["n"], [0], s["text"], 0.0, 0, path=s["path"]) for s in r["sources"]]
+        if is_decline(raw) or (r["outcome"] == "refused"):
+            r["outcome"] = "refused"
+        else:
+            r["outcome"] = "withdrawn" if unsupported(raw, sources, r["question"]) else "answered"
+        r["gold"] = r["outcome"] == "answered" and holds_answer(raw, r["answers"])
+    report(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lang", nargs="+", default=["zh", "en"])
+    ap.add_argument("--n", type=int, default=20, help="questions per language (each asked twice)")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--kinds", nargs="+", default=["answerable", "unanswerable"])
+    ap.add_argument("--dump", type=Path, default=None)
+    ap.add_argument("--recheck", type=Path, default=None)
+    ap.add_argument("--show", action="store_true")
+    args = ap.parse_args()
+    if args.recheck:
+        recheck(args.recheck)
+        return
+
+    from kb.answer.asker import Asker
+    from kb.answer.types import AskOptions
+    from kb.config import load_settings
+    from kb.llm import load_llm
+
+    settings = load_settings(None, {"llm_model": args.model} if args.model else {})
+    llm = load_llm(settings)
+    asker = Asker(None, lambda: llm)
+    options = AskOptions.from_settings(settings)
+    rng = random.Random(14)
+    rows = []
+    dump = open(args.dump, "w", encoding="utf-8") if args.dump else None
+    for lang in args.lang:
+        items, corpus = load_set(lang, args.n)
+        near = Neighbours(corpus)
+        for q in items:
+            gold = corpus[q["doc_id"]]
+            others = near.nearest(q["question"], lambda i: i == q["doc_id"] or holds_answer(corpus[i]["text"],
+                                                                                           q["answers"]), 2)
+            cases = {"answerable": [gold, corpus[others[0]]] if rng.random() < 0.5 else [corpus[others[0]], gold],
+                     "unanswerable": [corpus[i] for i in others]}
+            for kind in args.kinds:
+                t = time.perf_counter()
+                a = asker.answer_from(q["question"], [source(d, r) for r, d in enumerate(cases[kind])],
+                                      options).to_dict()
+                row = {"lang": lang, "kind": kind, "id": q.get("id"), "question": q["question"],
+                       "answers": q["answers"], "outcome": classify(a), "answer": a["answer"],
+                       "unsupported_answer": a["unsupported_answer"], "reason": a["abstain_reason"],
+                       "gold": not a["abstained"] and holds_answer(a["answer"], q["answers"]),
+                       "seconds": time.perf_counter() - t,
+                       "prompt_tokens": a["timings_ms"].get("prompt_tokens"),
+                       "sources": [{"n": s["n"], "path": s["path"], "text": s["text"]} for s in a["sources"]]}
+                rows.append(row)
+                if dump:
+                    dump.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    dump.flush()
+                if args.show:
+                    print(f"# {lang} {kind} {row['id']} {row['outcome']} gold={row['gold']} "
+                          f"{row['seconds']:.0f}s ({row['reason']})\n#   Q: {row['question']}\n"
+                          f"#   A: {(row['unsupported_answer'] or row['answer'])!r}", flush=True)
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()
