@@ -107,7 +107,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("n_ctx", int, 4096, "the LLM's context window in tokens", minimum=512),
     Option("gpu_layers", int, -1,
            "layers offloaded to the GPU (-1: all when this llama.cpp build can offload, else 0)", minimum=-1),
-    Option("threads", int, 0, "CPU threads for the LLM (0: the physical cores)", minimum=0),
+    Option("threads", int, 0, "CPU threads for the LLM (0: the physical cores, one fewer when the machine is busy)", minimum=0),
     Option("max_answer_tokens", int, 512, "longest answer the LLM may write, in tokens", minimum=16),
     Option("temperature", float, 0.1, "LLM sampling temperature (0: greedy)", minimum=0),
     Option("fusion", str, "auto",
