@@ -26,13 +26,17 @@ def ingest(
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model spec."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Extraction worker processes."),
     wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait if another kb process is writing."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="ADDRESS",
+        help="Extract, chunk and embed on a Ray cluster: local (start one here), auto (join the running one) or "
+             "host:port. Needs the ray extra."),
     as_json: bool = JSON_FLAG,
 ) -> None:
     """Add or update documents; forget files that were deleted. Only changed files are re-read."""
     from kb.ingest import IngestOptions
     from kb.reports import print_ingest_summary
 
-    settings = settings_with(embedding_model=embedding_model, workers=workers, lock_timeout=wait)
+    settings = settings_with(embedding_model=embedding_model, workers=workers, lock_timeout=wait, ray_address=ray)
     options = IngestOptions.from_settings(settings, paths=paths or (), include=glob, exclude=exclude, force=force,
                                           password=password)
     report = _run_ingest(settings, options)

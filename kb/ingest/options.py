@@ -20,11 +20,16 @@ class IngestOptions:
     chunk_overlap: int = 32
     batch_size: int = 32
     lock_timeout: float = 0.0
+    ray_address: str = ""  # "": process here; else on Ray ("local" starts a cluster, "auto" joins one)
+    ray_ship_files: str = "auto"  # "auto": workers read the path when they see the same file; "always": ship
+    ray_workers: int = 0  # Ray actors (0: one per GPU, else one per CPU of the cluster)
 
     @classmethod
     def from_settings(cls, settings, **given) -> "IngestOptions":
         return cls(workers=settings.workers, chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
-                   batch_size=settings.batch_size, lock_timeout=settings.lock_timeout, **given)
+                   batch_size=settings.batch_size, lock_timeout=settings.lock_timeout,
+                   ray_address=settings.ray_address, ray_ship_files=settings.ray_ship_files,
+                   ray_workers=settings.ray_workers, **given)
 
 
 @dataclass
