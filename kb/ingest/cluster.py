@@ -24,6 +24,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -201,12 +202,14 @@ class RayProcessor:
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
         rows = [{"i": i, "path": t.path, "size": t.size, "sha256": t.sha256} for i, t in enumerate(tasks)]
         ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // files_per_batch)))
-        return ds.map_batches(
-            Worker, batch_size=files_per_batch, batch_format="numpy", concurrency=self.workers,
-            fn_constructor_kwargs={"options": self.options, "embedder_factory": self._factory,
-                                   "cached_ref": [ray.put(cached)], "file_server": server,
-                                   "ship": self.options.ray_ship_files},
-            max_restarts=RETRIES, max_task_retries=RETRIES, **resources)
+        with warnings.catch_warnings():  # Ray 2.60 warns that retries belong in named parameters it lacks
+            warnings.simplefilter("ignore")
+            return ds.map_batches(
+                Worker, batch_size=files_per_batch, batch_format="numpy", concurrency=self.workers,
+                fn_constructor_kwargs={"options": self.options, "embedder_factory": self._factory,
+                                       "cached_ref": [ray.put(cached)], "file_server": server,
+                                       "ship": self.options.ray_ship_files},
+                max_restarts=RETRIES, max_task_retries=RETRIES, **resources)
 
     def _run(self, ray, tasks: Sequence[FileTask]) -> Iterator[Processed]:
         total, done, waiting = len(tasks), 0, {}
