@@ -101,6 +101,27 @@ def test_ray_ingest_equals_local_and_survives_a_killed_worker(cluster, tmp_path,
     _same(_contents(tmp_path / "local"), _contents(tmp_path / "shipped"))
 
 
+def test_ctrl_c_on_the_driver_commits_nothing(cluster, tmp_path):
+    from kb.embedders import load_embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(6):
+        (docs / f"note{i}.md").write_text(f"# Note {i}\n\nThe stirrer number {i} turns at {i * 100} rpm.\n")
+
+    def interrupt(progress):
+        if progress.phase == "embed":
+            raise KeyboardInterrupt
+
+    kb = KnowledgeBase(tmp_path / "kb")
+    with pytest.raises(KeyboardInterrupt):
+        ingest(kb, IngestOptions(paths=[docs], ray_address="auto"), "minilm",
+               functools.partial(load_embedder, "minilm"), MODEL_ID, on_progress=interrupt)
+    cat = kb.catalog(readonly=True)
+    assert cat.documents() == [] and cat.count_chunks() == 0 and cat.get_meta("generation") in (None, "0")
+    cat.close()
+
+
 def test_cli_ray_reuses_the_cache_and_a_copied_folder_is_shipped(cluster, tmp_path):
     docs = tmp_path / "docs"
     shutil.copytree(SAMPLE_DOCS, docs)

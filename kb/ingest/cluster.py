@@ -213,15 +213,19 @@ class RayProcessor:
 
     def _run(self, ray, tasks: Sequence[FileTask]) -> Iterator[Processed]:
         total, done, waiting = len(tasks), 0, {}
-        for row in self._dataset(ray, tasks).iter_rows():
-            i = int(row["i"])
-            if i < done or i in waiting:
-                continue  # a retried batch delivered this task again: the first result stands
-            waiting[i] = row["payload"]
-            while done in waiting:
-                yield self._processed(tasks[done], waiting.pop(done))
-                done += 1
-                self._emit(Progress("embed", done, total, self.chunks, self.chunks, tasks[done - 1].path))
+        rows = iter(self._dataset(ray, tasks).iter_rows())
+        try:
+            for row in rows:
+                i = int(row["i"])
+                if i < done or i in waiting:
+                    continue  # a retried batch delivered this task again: the first result stands
+                waiting[i] = row["payload"]
+                while done in waiting:
+                    yield self._processed(tasks[done], waiting.pop(done))
+                    done += 1
+                    self._emit(Progress("embed", done, total, self.chunks, self.chunks, tasks[done - 1].path))
+        finally:
+            getattr(rows, "close", lambda: None)()  # stop the execution and free its actors (Ctrl-C, errors)
         if done != total:
             raise RuntimeError(f"the Ray cluster returned {done} of {total} files")
 
