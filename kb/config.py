@@ -96,6 +96,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("ocr", str, "auto",
            "OCR of scanned pages, image files and pictures on slides: auto (pages without usable text), always, never",
            choices=("auto", "always", "never")),
+    Option("ray_address", str, "",
+           "ingest on a Ray cluster: local (start one here), auto (join the running one) or host:port (empty: no Ray)"),
+    Option("ray_ship_files", str, "auto",
+           "Ray workers read a file where they see the same one (auto) or get its bytes from this machine (always)",
+           choices=("auto", "always")),
+    Option("ray_workers", int, 0, "Ray ingest actors (0: one per GPU of the cluster, else one per CPU)", minimum=0),
     # retrieval (chosen with `kb eval`; see docs/retrieval.md)
     Option("rrf_k", int, 5, "Reciprocal Rank Fusion constant k: score = sum of weight / (k + rank)", minimum=1),
     Option("candidates", int, 100, "candidates taken from each list (dense, BM25) before fusion", minimum=1),

@@ -32,11 +32,12 @@ def sample_kb(tmp_path_factory):
 def test_help_and_status_do_not_import_heavy_libraries(tmp_path):
     code = ("import sys; from kb.cli import app\n"
             "for argv in (['--help'], ['status'], ['status', '--json'], ['list'], ['config'], ['kbs'],"
-            " ['kbs', '--json'], ['list-kbs'], ['models'], ['models', '--json'], ['models', 'pull', '--help']):\n"
+            " ['kbs', '--json'], ['list-kbs'], ['models'], ['models', '--json'], ['models', 'pull', '--help'],"
+            " ['ingest', '--help']):\n"
             "    try: app(argv)\n"
             "    except SystemExit: pass\n"
             "heavy = [m for m in ('torch', 'sentence_transformers', 'llama_cpp', 'transformers', 'hnswlib', 'bm25s',"
-            " 'jieba', 'pypdf', 'huggingface_hub', 'onnxruntime', 'rapidocr', 'cv2', 'PIL')"
+            " 'jieba', 'pypdf', 'huggingface_hub', 'onnxruntime', 'rapidocr', 'cv2', 'PIL', 'ray', 'pyarrow', 'pandas')"
             " if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

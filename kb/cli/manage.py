@@ -29,6 +29,10 @@ def ingest(
     wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait if another kb process is writing."),
     follow_links: Optional[bool] = typer.Option(None, "--follow-links",
                                                 help="Follow symlinks that lead outside the folders named."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="ADDRESS",
+        help="Extract, chunk and embed on a Ray cluster: local (start one here), auto (join the running one) or "
+             "host:port. Needs the ray extra."),
     as_json: bool = JSON_FLAG,
 ) -> None:
     """Add or update documents; forget files that were deleted. Only changed files are re-read."""
@@ -36,7 +40,7 @@ def ingest(
     from kb.reports import print_ingest_summary
 
     settings = settings_with(embedding_model=embedding_model, workers=workers, lock_timeout=wait,
-                             follow_links=follow_links, ocr=ocr)
+                             follow_links=follow_links, ocr=ocr, ray_address=ray)
     options = IngestOptions.from_settings(settings, paths=paths or (), include=glob, exclude=exclude, force=force,
                                           password=password)
     report = _run_ingest(settings, options)

@@ -38,6 +38,9 @@ class IngestOptions:
     extract_memory_mb: int = 2048
     follow_links: bool = False
     ocr: str = "auto"  # which pages are read by OCR: auto, always, never (kb.extract.extract_file)
+    ray_address: str = ""  # "": process here; else on Ray ("local" starts a cluster, "auto" joins one)
+    ray_ship_files: str = "auto"  # "auto": workers read the path when they see the same file; "always": ship
+    ray_workers: int = 0  # Ray actors (0: one per GPU, else one per CPU of the cluster)
 
     def extraction(self) -> ExtractOptions:
         return ExtractOptions(password=self.password, ocr=self.ocr, timeout=self.extract_timeout, memory_mb=self.extract_memory_mb)
@@ -47,7 +50,9 @@ class IngestOptions:
         return cls(workers=settings.workers, chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
                    batch_size=settings.batch_size, lock_timeout=settings.lock_timeout,
                    extract_timeout=settings.extract_timeout, extract_memory_mb=settings.extract_memory_mb,
-                   follow_links=settings.follow_links, ocr=settings.ocr, **given)
+                   follow_links=settings.follow_links, ocr=settings.ocr,
+                   ray_address=settings.ray_address, ray_ship_files=settings.ray_ship_files,
+                   ray_workers=settings.ray_workers, **given)
 
 
 @dataclass

@@ -8,6 +8,7 @@ leaves the previous state whole and the next run reuses the vectors it already c
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable
 
@@ -48,8 +49,8 @@ def ingest(kb: KnowledgeBase, options: IngestOptions, embedding_spec: str, embed
                 raise KnowledgeBaseError(f"embedding dimension changed ({recorded_dim} recorded, model gives "
                                          f"{embedder.dim}); re-embed with `kb ingest --force`")
 
-        processor = LocalProcessor(options, embedder_factory, model_id, cat, on_progress=emit,
-                                   on_embedder=check_dimension)
+        processor = _processor_class(options)(options, embedder_factory, model_id, cat, on_progress=emit,
+                                              on_embedder=check_dimension)
         for item in processor.run(plan.tasks):
             _apply(item, changes, report)
         report.chunks_embedded, report.chunks_reused = processor.embedded, processor.reused
@@ -65,6 +66,15 @@ def ingest(kb: KnowledgeBase, options: IngestOptions, embedding_spec: str, embed
     report.seconds = time.perf_counter() - started
     emit(Progress("done", files, files, report.chunks_total, report.chunks_total))
     return report
+
+
+def _processor_class(options: IngestOptions):
+    """Where the process stage runs: here, or on a Ray cluster (imported only then)."""
+    if options.ray_address:
+        from kb.ingest.cluster import RayProcessor
+
+        return RayProcessor
+    return LocalProcessor
 
 
 def _apply(item: Processed, changes: Changes, report: IngestReport) -> None:
@@ -107,5 +117,10 @@ def ingest_with_settings(settings, options: IngestOptions, on_progress: Callable
             on_model_load(resolved.model_id)
         return load_embedder(spec, device=settings.device, allow_network=settings.allow_network,
                              precision=settings.embed_precision)
+
+    if options.ray_address:  # the factory runs on the Ray workers: say it here, once, and ship a plain one
+        if on_model_load:
+            on_model_load(resolved.model_id)
+        factory = functools.partial(load_embedder, spec, device=settings.device, allow_network=settings.allow_network)
 
     return ingest(kb, options, spec, factory, resolved.model_id, on_progress=on_progress)

@@ -11,7 +11,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 if TYPE_CHECKING:
     from kb.document import Chunk
@@ -321,6 +321,11 @@ class Catalog:
                     f"SELECT text_hash, vector FROM vectors WHERE model_id=? AND text_hash IN ({q})", (model_id, *part)):
                 out[h] = v
         return out
+
+    def cached_hashes(self, model_id: str) -> Iterator[str]:
+        """Every text hash the embedding cache holds a vector of for this model (keys only)."""
+        for (h,) in self.conn.execute("SELECT text_hash FROM vectors WHERE model_id=?", (model_id,)):
+            yield h
 
     def store_vectors(self, model_id: str, items: Iterable[tuple[str, bytes]]) -> None:
         """Add vectors to the embedding cache, in a transaction of their own."""
