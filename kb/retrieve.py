@@ -103,6 +103,7 @@ class QueryLists:
     bm25_weight: float = 1.0
     dense: list[tuple[int, float]] | None = None
     cross: bool = False  # the query's dense list over the chunks of the other language only
+    weight: float = 1.0  # scales both lists' RRF weights (a machine translation of the question counts less)
 
 
 @dataclass
@@ -276,8 +277,8 @@ class Searcher:
                 if hits is None:
                     continue
                 lists.append([i for i, _ in hits])
-                weights.append(lists_of_query.bm25_weight if name == "bm25" else
-                               self.cross_weight if lists_of_query.cross else 1.0)
+                weights.append(lists_of_query.weight * (lists_of_query.bm25_weight if name == "bm25" else
+                                                        self.cross_weight if lists_of_query.cross else 1.0))
                 if name not in first_ranks:
                     first_ranks[name] = {i: r for r, (i, _) in enumerate(hits, 1)}
                     list_scores[name] = [sc for _, sc in hits]

@@ -21,6 +21,9 @@ from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
 from kb.text import question_language
 
 
+TRANSLATION_WEIGHT = 0.5  # RRF weight of the translated question's lists, relative to the question's own
+
+
 class Asker:
     """Answers questions over one knowledge base; holds the searcher and loads the LLM on first need, so the
     shell pays for loading once."""
@@ -120,6 +123,11 @@ class Asker:
             t = time.perf_counter()
             extra = self.searcher.candidates(variants, mode="hybrid", path_glob=options.path_glob, cross=False) \
                 if variants else None
+            for lists in extra.queries if extra else ():
+                if lists.query == translated:
+                    # added to find the other language's passages, not to outvote the question's own lists: a small
+                    # model's translation is often loose (with full weight, QUESTIONS.md q03 lost its English page)
+                    lists.weight = TRANSLATION_WEIGHT
             found = own + extra if extra else own
             response = self.searcher.fuse(found, k=options.top_k, rerank=options.rerank)
             timings["retrieve"] += (time.perf_counter() - t) * 1000 - response.timings_ms.get("rerank", 0.0)
