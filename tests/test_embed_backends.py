@@ -95,7 +95,11 @@ def test_deterministic_and_independent_of_batch(backend):
     b = backend.embed_documents(texts, batch_size=4)
     np.testing.assert_array_equal(a, b)
     alone = np.concatenate([backend.embed_documents([t], batch_size=1) for t in texts])
-    np.testing.assert_allclose(alone, a, atol=1e-6)  # batch-mates do not change a text's vector
+    precision = getattr(getattr(backend, "precision", None), "name", "fp32")
+    # batch-mates do not change a text's vector: exactly in fp32; in bf16 the padded batch shapes change the
+    # rounding of the matmuls (cosine >= 0.9999, as the bf16 path keeps to fp32 vectors: kb/embedders/precision.py)
+    np.testing.assert_allclose(alone, a, atol=1e-6 if precision == "fp32" else 2e-3)
+    assert float(np.min(np.sum(alone * a, axis=1))) >= 0.9999
     np.testing.assert_array_equal(backend.embed_queries(texts[:1]), backend.embed_queries(texts[:1]))
 
 

@@ -94,13 +94,21 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
         return "the answer only restates the question"
     same = [question_language(s.text) == lang for s in sources]
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
-    if not all(ok for s, ok in zip(sources, same) if s.n in cited or not cited):
-        return None  # drawn from a source in the other language: words cannot tell
+    if cited and not all(ok for s, ok in zip(sources, same) if s.n in cited):
+        return None  # drawn from a source in the other language it cites: words cannot tell
+    if not cited and not all(same) and numbers and set(numbers) <= set().union(
+            *(_numbers(s.text) for s, ok in zip(sources, same) if not ok)):
+        return None  # its figures come from a source in the other language (an uncited translation of it)
     source_tokens = [st for st, ok in zip(tokens, same) if ok]
+    if not source_tokens:
+        return None  # every source is in the other language: words cannot tell
     unmentioned = (answer_words & question_words) - _QUESTION_WORDS - set().union(*source_tokens)
     if len(unmentioned) > UNMENTIONED_MAX:
         return f"no source mentions {', '.join(_as_written(text, unmentioned)[:5])}"
-    if all(same) and added and max(len(added & st) / len(added) for st in source_tokens) < GROUNDED_MIN_OVERLAP:
+    # An answer that cites nothing is judged by the sources in its language even when others are in the other
+    # language (a translated query brings those in; an uncited answer drawn from them cannot be told from memory).
+    if (all(same) or not cited) and added and \
+            max(len(added & st) / len(added) for st in source_tokens) < GROUNDED_MIN_OVERLAP:
         return "the answer's words are not in the sources"
     return None
 
