@@ -119,6 +119,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("fusion", str, "auto",
            "RAG-Fusion query variants: auto (only when the first retrieval is not confident), on, off",
            choices=("auto", "on", "off")),
+    Option("translate", bool, False,
+           "kb ask/shell: always also search the LLM's translation of a question when part of the knowledge base is "
+           "in the other language (off: only RAG-Fusion's translation, when the first retrieval is not confident; "
+           "on, off-topic questions over a bilingual corpus were answered more often: issue 12)"),
     Option("variants", int, 3, "query variants the LLM writes for RAG-Fusion", minimum=1),
     Option("top_k", int, 4, "passages retrieved for an answer (the context holds what fits)", minimum=1),
     Option("context_tokens", int, 1200,

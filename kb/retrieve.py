@@ -248,7 +248,8 @@ class Searcher:
             flt = None if allowed is None else (lambda label: label in allowed)
             for lists, v in zip(found.queries, vectors):
                 lists.dense = self.dense.search(v, depth, filter_fn=flt)
-            other = self.cross_language(queries[0]) if cross else None
+            # hybrid only: `--mode dense` stays the one dense list it names
+            other = self.cross_language(queries[0]) if cross and mode == "hybrid" else None
             if other and self.language_mix()[other] < 1.0:  # (a corpus all in that language: the same list)
                 ids = self.languages[other] if allowed is None else self.languages[other] & allowed
                 if ids:

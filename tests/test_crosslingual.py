@@ -7,6 +7,7 @@ dissolved-oxygen sensor's replacement interval (only on p.4 of the Chinese servi
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_search_translate_asks_the_llm_for_the_translation(sample):
 @pytest.mark.parametrize("case", [WARRANTY_ZH, SENSOR_EN], ids=["zh-question-en-manual", "en-question-zh-manual"])
 def test_ask_answers_in_the_question_language_citing_the_other_language(sample, case):
     question, name, page, figure = case
-    r = kb("--kb", str(sample), "ask", question, "--json")
+    r = kb("--kb", str(sample), "ask", question, "--json", env={**os.environ, "KB_TRANSLATE": "1"})
     assert r.returncode == 0, r.stderr
     answer = json.loads(r.stdout)
     assert not answer["abstained"], answer

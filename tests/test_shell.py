@@ -276,9 +276,10 @@ def test_the_second_question_reuses_the_system_prompt_in_the_kv_cache(tmp_path, 
         second = shell.ask("How long does the warranty last?")
     finally:
         shell.close()
-    # the first evaluated its whole prompt; the second (after the follow-up rewrite, another prompt, ran in
-    # between) restored the system prompt's state and evaluated only the rest
-    assert first.timings_ms["prompt_tokens_evaluated"] == first.timings_ms["prompt_tokens"]
+    # the first evaluated at most its whole prompt (less when this process, or the models dir, already holds the
+    # system prompt's state from an earlier test); the second (after the follow-up rewrite, another prompt, ran
+    # in between) restored the system prompt's state and evaluated only the rest
+    assert 0 < first.timings_ms["prompt_tokens_evaluated"] <= first.timings_ms["prompt_tokens"]
     assert llm.last_stats["prefix_state"] == "memory"
     assert llm.last_stats["prompt_tokens_reused"] >= llm.count_tokens(system_prompt("en"))
     assert second.timings_ms["prompt_tokens_evaluated"] <= \

@@ -106,7 +106,7 @@ class Asker:
         variants: list[str] = []
         use_llm = not options.extractive and self._llm_factory is not None and bool(first.hits)
         translated = None
-        if use_llm and self.searcher.cross_language(question):
+        if use_llm and options.translate and self.searcher.cross_language(question):
             if on_status:
                 on_status("translating the question")
             t = time.perf_counter()

@@ -99,7 +99,7 @@ class Worker:
         if self.ship == "auto":
             try:
                 if os.path.getsize(path) == size and hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha256:
-                    return extract_one(path, self.options.password)
+                    return extract_one(path, self.options.extraction())
             except OSError:
                 pass
         import ray
@@ -110,7 +110,7 @@ class Worker:
         with tempfile.TemporaryDirectory(prefix="kb-ray-") as tmp:
             local = Path(tmp) / Path(path).name  # same name: same suffix, same title fallback
             local.write_bytes(data)
-            doc, error = extract_one(str(local), self.options.password)
+            doc, error = extract_one(str(local), self.options.extraction())
         if doc is not None:
             doc.path = Path(path)
         return doc, error
