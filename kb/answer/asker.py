@@ -100,7 +100,10 @@ class Asker:
         answer and same-language cosines run higher; the gate's cross-lingual calibration is still to do (issue 12)."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        own = self.searcher.candidates([question], mode="hybrid", path_glob=options.path_glob)
+        # the cross-language dense list too only with `translate`: other-language sources weaken the grounding
+        # check's word test, and off-topic questions got answered (docs/answering.md)
+        own = self.searcher.candidates([question], mode="hybrid", path_glob=options.path_glob,
+                                       cross=options.translate)
         first = self.searcher.fuse(own, k=options.top_k, rerank=False)
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         variants: list[str] = []
