@@ -15,7 +15,7 @@ import pytest
 from kb.ingest import IngestOptions, ingest
 from kb.ingest.cluster import hash_key, plan_workers
 from kb.store import KnowledgeBase
-from tests.conftest import SAMPLE_DOCS, run_kb
+from conftest import SAMPLE_DOCS, run_kb
 
 MODEL_ID = "all-MiniLM-L6-v2"
 
