@@ -37,10 +37,11 @@ class IngestProgress:
                                        TimeElapsedColumn, TimeRemainingColumn)
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]}"),
+                                TextColumn("files · {task.fields[pages]}{task.fields[chunks]} chunks · "
+                                           "{task.fields[rate]}"),
                                 TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
             self.bar.start()
-            self.task = self.bar.add_task("scanning", total=None, chunks=0, rate="")
+            self.task = self.bar.add_task("scanning", total=None, pages="", chunks=0, rate="")
             self.started = time.perf_counter()
         return self.on_progress
 
@@ -50,7 +51,7 @@ class IngestProgress:
         if self.bar is not None:
             elapsed = max(time.perf_counter() - self.started, 1e-6)
             self.bar.update(self.task, description=self.PHASES[p.phase], completed=p.files_done,
-                            total=p.files_total or None, chunks=p.chunks_done,
+                            total=p.files_total or None, pages=self.pages(p), chunks=p.chunks_done,
                             rate=f"{p.chunks_done / elapsed:.0f} chunks/s")
             return
         now = time.monotonic()
@@ -58,7 +59,16 @@ class IngestProgress:
             self.last_plain = now  # start the clock: short runs print no progress at all
         elif p.phase in ("extract", "embed") and now - self.last_plain > 5:
             self.last_plain = now
-            err.print(f"{p.phase}: {p.files_done}/{p.files_total} files, {p.chunks_done} chunks", markup=False)
+            err.print(f"{p.phase}: {p.files_done}/{p.files_total} files, {self.pages(p, ', ')}{p.chunks_done} chunks",
+                      markup=False)
+
+    @staticmethod
+    def pages(p, sep: str = " · ") -> str:
+        """"1,204 pages (17 OCR) · " once pages were read ("" for folders of flowing text)."""
+        if not p.pages_done:
+            return ""
+        ocr = f" ({p.ocr_pages_done:,} OCR)" if p.ocr_pages_done else ""
+        return f"{p.pages_done:,} pages{ocr}{sep}"
 
     def __exit__(self, *exc):
         if self.bar is not None:
@@ -76,6 +86,9 @@ def print_ingest_summary(report, verbose: bool, quiet: bool) -> None:
     if c.chunks_total or c.chunks_embedded:
         _plain(f"chunks: {c.chunks_total} from changed files ({c.chunks_embedded} embedded, "
                f"{c.chunks_reused} reused) · generation {c.generation} · {c.seconds:.1f} s")
+    if c.pages_read:
+        ocr = f", {c.ocr_pages} read by OCR" if c.ocr_pages else ""
+        _plain(f"pages: {c.pages_read}{ocr}")
     if verbose:
         for label, paths in (("added", c.added), ("updated", c.updated), ("removed", c.removed)):
             for p in paths:

@@ -140,7 +140,27 @@ def test_more_workers_start_when_extraction_is_the_slower_side():
     assert stats["workers"] == 1
 
 
+def test_a_worker_that_grew_is_replaced_and_its_memory_returned():
+    from kb.ingest.options import ExtractOptions
+    from kb.ingest.workers import RETIRE_GROWTH_MB, run_budgeted
+
+    out = list(run_budgeted(["pid", "pid", "grow", "pid"], ExtractOptions(timeout=60, memory_mb=1024), 1,
+                            _misbehave, ahead=1, most=1))
+    (first, _), (second, _), (grew, _), (after, _) = out
+    assert first == second  # a worker serves file after file...
+    assert grew == first  # ...the one that grew too,
+    assert after != grew  # but then it hands its result back and exits: a fresh worker reads the next file
+    assert RETIRE_GROWTH_MB < 300
+
+
+_KEPT = []
+
+
 def _misbehave(what, options):
+    if what in ("pid", "grow"):
+        if what == "grow":
+            _KEPT.append(b"x" * (300 << 20))  # resident, and kept: as an OCR engine stays loaded
+        return os.getpid(), None
     if what == "slow":
         time.sleep(1.5)
     if what == "sleep":

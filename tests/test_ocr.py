@@ -90,6 +90,28 @@ def test_scanned_page_is_ocrd_searchable_and_marked(tmp_path):
     assert hit["page"] == 1 and hit["ocr"] is False
 
 
+def test_progress_counts_pages_as_ocr_reads_them(tmp_path):
+    from conftest import FakeEmbedder
+
+    from kb.ingest import IngestOptions, ingest
+    from kb.reports import IngestProgress
+    from kb.store import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    _text_page_then_scan(docs / "manual_scan.pdf")
+    seen = []
+    emb = FakeEmbedder()
+    ingest(KnowledgeBase(tmp_path / "kb"), IngestOptions(paths=[docs], workers=1), "fake", lambda: emb,
+           emb.model_id, on_progress=seen.append)
+    # the scanned page is counted while the file is still being read (its worker ticks after each OCR'd page)...
+    assert any(p.files_done == 0 and p.ocr_pages_done == 1 for p in seen if p.phase == "extract")
+    # ...and the file's pages once it is done
+    last = seen[-1]
+    assert (last.pages_done, last.ocr_pages_done) == (2, 1)
+    assert IngestProgress.pages(last) == "2 pages (1 OCR) · "
+
+
 def test_png_with_chinese_text(tmp_path):
     from kb.extract import extract_file
 

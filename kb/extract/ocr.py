@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DPI", "MODEL_FILES", "model_paths", "engine", "ocr_image", "ocr_lines"]
+__all__ = ["DPI", "MODEL_FILES", "model_paths", "engine", "ocr_image", "ocr_lines", "set_page_listener"]
 
 DPI = 150  # PDF pages are rendered at this resolution for OCR (accuracy the same as 200/300 dpi, fastest)
 THREADS = 1
@@ -31,6 +31,13 @@ MODEL_FILES = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx
 _COMPAT = str.maketrans({"℃": "°C", "℉": "°F"})
 
 _ENGINE = None
+_LISTENER = None  # called after every page image read, e.g. to move an ingest's progress bar during a long scan
+
+
+def set_page_listener(listener) -> None:
+    """Call `listener()` after each page image OCR reads in this process (None: stop)."""
+    global _LISTENER
+    _LISTENER = listener
 
 
 def model_paths() -> dict[str, Path]:
@@ -109,4 +116,7 @@ def ocr_image(img) -> str:
     """The text of a page image in reading order (columns, skew and orientation handled); "" if none."""
     from kb.extract.reading_order import lines_to_text
 
-    return lines_to_text(upright_lines(img)).translate(_COMPAT)
+    text = lines_to_text(upright_lines(img)).translate(_COMPAT)
+    if _LISTENER is not None:
+        _LISTENER()
+    return text

@@ -63,6 +63,8 @@ class Progress:
     chunks_done: int = 0
     chunks_total: int = 0
     path: str | None = None
+    pages_done: int = 0  # pages, slides and image frames read so far (OCR'd pages counted as they are read)
+    ocr_pages_done: int = 0  # of which read by OCR
 
 
 @dataclass
@@ -79,6 +81,8 @@ class IngestReport:
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_total: int = 0
+    pages_read: int = 0  # pages, slides and image frames of the files ingested (flowing text counts none)
+    ocr_pages: int = 0  # of which read by OCR
     generation: int = 0
     seconds: float = 0.0
 
@@ -92,5 +96,6 @@ class IngestReport:
             "skipped_other_types": self.skipped_other,
             "skipped_special_files": self.skipped_special, "skipped_links": self.skipped_links,
             "chunks": {"embedded": self.chunks_embedded, "reused": self.chunks_reused, "total": self.chunks_total},
+            "pages": {"read": self.pages_read, "ocr": self.ocr_pages},
             "generation": self.generation, "seconds": round(self.seconds, 3),
         }

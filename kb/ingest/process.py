@@ -37,7 +37,10 @@ class Processed:
 def extract_one(path: str, options: ExtractOptions) -> tuple[Document | None, str | None]:
     """One file's Document, or why not: whatever a hostile file does to the readers becomes a reason."""
     from kb.extract import extract_file
+    from kb.extract.ocr import set_page_listener
+    from kb.ingest.workers import tick
 
+    set_page_listener(tick)  # in a worker, each OCR'd page moves the progress bar; elsewhere a no-op
     try:
         return _readable(extract_file(Path(path), **options.extract_kwargs())), None
     except ExtractionError as e:
@@ -65,16 +68,17 @@ def _readable(doc: Document) -> Document:
     return doc
 
 
-def extract_all(paths: Sequence[str], options: ExtractOptions, workers: int
-                ) -> Iterator[tuple[str, Document | None, str | None]]:
+def extract_all(paths: Sequence[str], options: ExtractOptions, workers: int,
+                on_page: Callable[[int], None] | None = None) -> Iterator[tuple[str, Document | None, str | None]]:
     """Yield extraction results in order. With workers (>= 1) every file is read in a worker process under
-    the budgets of `options` and extraction runs ahead while the caller embeds; workers=0 reads in this
-    process with no budget (tests, debugging)."""
+    the budgets of `options` and extraction runs ahead while the caller embeds, `on_page(index)` called as
+    each page of paths[index] is read by OCR; workers=0 reads in this process with no budget (tests,
+    debugging)."""
     if workers <= 0:
         for p in paths:
             yield (p, *extract_one(p, options))
         return
-    results = run_budgeted(paths, options, workers, extract_one, ahead=max(16, 8 * workers))
+    results = run_budgeted(paths, options, workers, extract_one, ahead=max(16, 8 * workers), on_tick=on_page)
     for p, result in zip(paths, results):
         yield (p, *result)
 
@@ -98,6 +102,8 @@ class LocalProcessor:
         self.embedded = self.reused = self.chunks = 0
         self._pending: dict[str, str] = {}  # text hash -> index_text still to embed
         self._files_done = self._files_total = 0
+        self._pages = self._ocr_pages = 0  # of the files done
+        self._reading: dict[int, int] = {}  # task index -> pages OCR'd so far, of files still being read
 
     def _load(self):
         if self.embedder is None:
@@ -115,7 +121,16 @@ class LocalProcessor:
         self.cache.store_vectors(self.model_id, ((h, v.tobytes()) for h, v in zip(hashes, vectors)))
         self.embedded += len(hashes)
         self._pending.clear()
-        self._emit(Progress("embed", self._files_done, self._files_total, self.embedded + self.reused, self.chunks))
+        self._emit(self._progress("embed"))
+
+    def _progress(self, phase: str, path: str | None = None) -> Progress:
+        reading = sum(self._reading.values())
+        return Progress(phase, self._files_done, self._files_total, self.embedded + self.reused, self.chunks, path,
+                        pages_done=self._pages + reading, ocr_pages_done=self._ocr_pages + reading)
+
+    def _page_read(self, index: int) -> None:
+        self._reading[index] = self._reading.get(index, 0) + 1
+        self._emit(self._progress("extract"))
 
     def chunk(self, doc: Document) -> list[Chunk]:
         """A document's chunks, with their BM25 tokens."""
@@ -132,11 +147,15 @@ class LocalProcessor:
 
     def run(self, tasks: Sequence[FileTask]) -> Iterator[Processed]:
         self._files_total = len(tasks)
-        extracted = extract_all([t.path for t in tasks], self.options.extraction(), self.options.workers)
-        for task, (path, doc, error) in zip(tasks, extracted):
+        extracted = extract_all([t.path for t in tasks], self.options.extraction(), self.options.workers,
+                                on_page=self._page_read)
+        for index, (task, (path, doc, error)) in enumerate(zip(tasks, extracted)):
             self._files_done += 1
-            self._emit(Progress("extract", self._files_done, self._files_total, self.embedded + self.reused,
-                                self.chunks, path))
+            self._reading.pop(index, None)
+            if doc is not None:
+                self._pages += doc.pages or 0
+                self._ocr_pages += doc.ocr_pages
+            self._emit(self._progress("extract", path))
             if error is not None:
                 yield Processed(task, error=error)
                 continue

@@ -57,14 +57,16 @@ def ingest(kb: KnowledgeBase, options: IngestOptions, embedding_spec: str, embed
 
         changes.rebuild = rebuild
         files = len(plan.tasks)
-        emit(Progress("commit", files, files, report.chunks_embedded + report.chunks_reused, report.chunks_total))
+        pages = {"pages_done": report.pages_read, "ocr_pages_done": report.ocr_pages}
+        emit(Progress("commit", files, files, report.chunks_embedded + report.chunks_reused, report.chunks_total,
+                      **pages))
         dim = processor.embedder.dim if processor.embedder is not None else int(cat.get_meta("embedding_dim") or 0)
         if dim == 0:  # nothing was ever embedded here, so there is no index to (re)build either
             changes.rebuild = False
         report.generation = writer.commit(changes, EmbeddingInfo(model_id, embedding_spec, dim),
                                           str(CHUNKER_VERSION))
     report.seconds = time.perf_counter() - started
-    emit(Progress("done", files, files, report.chunks_total, report.chunks_total))
+    emit(Progress("done", files, files, report.chunks_total, report.chunks_total, **pages))
     return report
 
 
@@ -84,6 +86,8 @@ def _apply(item: Processed, changes: Changes, report: IngestReport) -> None:
         _record_failure(changes, report, task, item.error)
         return
     report.chunks_total += len(item.chunks)
+    report.pages_read += doc.pages or 0
+    report.ocr_pages += doc.ocr_pages
     report.warnings.extend((task.path, w) for w in doc.warnings)
     changes.updates.append(DocumentUpdate(
         path=task.path, sha256=task.sha256, size=task.size, mtime=task.mtime, format=doc.format, title=doc.title,

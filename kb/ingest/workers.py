@@ -26,18 +26,32 @@ def size_text(mb: int) -> str:
     return f"{mb / 1024:g} GB" if mb >= 1024 else f"{mb} MB"
 
 
+_CONN = None  # in a worker process: its pipe to the parent
+
+
+def tick() -> None:
+    """Tell the parent that the file in hand made progress (e.g. one more page read by OCR). In a worker this
+    sends a message the parent counts; anywhere else it does nothing."""
+    if _CONN is not None:
+        _CONN.send(_TICK)
+
+
 def _serve(conn, options: ExtractOptions, job: Callable) -> None:
     """A worker's loop: cap the address space, then extract each path received until told to stop."""
     import resource
     import signal
 
+    global _CONN
+    _CONN = conn
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with open("/proc/self/statm") as f:
-            idle = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):
-        idle = 1 << 30
-    limit = idle + options.memory_mb * (1 << 20)
+        size = 1 << 30
+    limit = size + options.memory_mb * (1 << 20)
+    idle = _resident()
     try:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ValueError, OSError):
@@ -51,13 +65,30 @@ def _serve(conn, options: ExtractOptions, job: Callable) -> None:
         if path is None:
             return
         result = job(path, options)
+        retire = _resident() - idle > RETIRE_GROWTH_MB * (1 << 20)
         try:
-            conn.send(result)
+            conn.send((result, retire))
         except (BrokenPipeError, OSError):
+            return
+        if retire:
             return
 
 
+def _resident() -> int:
+    """This process's resident memory in bytes (0 if unknown)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 _READY = "ready"
+_TICK = "tick"
+# A worker whose resident memory grew by more than this while extracting a file (the OCR engine's ~0.5 GB, a huge
+# PDF's heap that the allocator keeps) hands back its result and exits; a fresh worker takes its place. The memory
+# goes back to the system at once instead of staying with an idle worker for the rest of the run.
+RETIRE_GROWTH_MB = 200
 STARTUP = 120.0  # seconds a worker may take to start (spawn, imports) on a loaded machine
 
 
@@ -68,6 +99,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.ready = False
+        self.retiring = False
         self.timeout = options.timeout
         self.task: int | None = None
         self.deadline = 0.0
@@ -77,14 +109,19 @@ class _Worker:
         self.task = index
         self.deadline = time.monotonic() + self.timeout + (0 if self.ready else STARTUP)
 
-    def receive(self):
-        """The next message; None (and the file's deadline starting) when it was the worker's ready signal."""
+    def receive(self, on_tick: Callable[[int], None]):
+        """The next result; None when it was the worker's ready signal (the file's deadline starts then) or a
+        tick (passed on as `on_tick(task)`). Sets `retiring` when the worker exits after this result."""
         message = self.conn.recv()
+        if message == _TICK:
+            on_tick(self.task)
+            return None
         if message == _READY:
             self.ready = True
             self.deadline = time.monotonic() + self.timeout
             return None
-        return message
+        result, self.retiring = message
+        return result
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -105,13 +142,15 @@ def max_workers() -> int:
 
 
 def run_budgeted(paths: Sequence[str], options: ExtractOptions, workers: int, job: Callable,
-                 ahead: int, most: int | None = None, stats: dict | None = None) -> Iterator[Result]:
+                 ahead: int, most: int | None = None, stats: dict | None = None,
+                 on_tick: Callable[[int], None] | None = None) -> Iterator[Result]:
     """Yield `job(path, options)` for each path, in order, each run in a worker under the budgets.
 
     Starts `workers` workers and adds one (up to `most`, default the core count) whenever the caller has been
     waiting GROW_AFTER seconds for the next result with every worker busy: extraction is then the slower side
     (PDF-heavy or scanned folders), while a caller busy embedding never waits and keeps the cores for itself.
-    `stats["workers"]` is set to the most workers that ran."""
+    `stats["workers"]` is set to the most workers that ran; `on_tick(index)` is called for each `tick()` the job
+    of paths[index] sends while it runs."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -121,6 +160,7 @@ def run_budgeted(paths: Sequence[str], options: ExtractOptions, workers: int, jo
     pool = [_Worker(ctx, options, job) for _ in range(max(1, min(workers, len(paths))))]
     most = max(len(pool), min(most or max_workers(), len(paths)))
     stats = stats if stats is not None else {}
+    on_tick = on_tick or (lambda index: None)
     stats["workers"] = len(pool)
     next_out = 0
     waiting_since = None
@@ -159,11 +199,12 @@ def run_budgeted(paths: Sequence[str], options: ExtractOptions, workers: int, jo
                     continue
                 if w.conn in ready:
                     try:
-                        message = w.receive()
+                        message = w.receive(on_tick)
                         if message is not None:
                             done[w.task] = message
                             w.task = None
-                        continue
+                        if not w.retiring:
+                            continue
                     except (EOFError, OSError):
                         w.process.join(5)
                         code = w.process.exitcode
