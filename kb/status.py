@@ -53,7 +53,7 @@ def kb_documents(kb: KnowledgeBase) -> list[dict]:
         cat.close()
     out = []
     for d in docs:
-        unit = "slides" if d.format == "pptx" else ("pages" if d.format in ("pdf", "image") else None)
+        unit = "slides" if d.format in ("pptx", "odp") else ("pages" if d.format in ("pdf", "image") else None)
         out.append({
             "path": d.path, "format": d.format, "title": d.title, "status": d.status,
             "pages": d.pages if unit == "pages" else None, "slides": d.pages if unit == "slides" else None,

@@ -106,7 +106,7 @@ def test_registry_and_candidates():
 
 def test_import_is_light():
     code = ("import sys, kb.extract; heavy = [m for m in ('pypdf', 'pypdfium2', 'pptx', 'docx', 'lxml', "
-            "'pdfminer', 'charset_normalizer', 'msoffcrypto', 'olefile') if m in sys.modules]; assert not heavy, heavy")
+            "'pdfminer', 'charset_normalizer', 'msoffcrypto', 'olefile', 'odfdo') if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 

@@ -46,6 +46,8 @@ _REGISTRY.update({
     ".xlsx": ("kb.extract.sheet", "extract_xlsx", "Excel"),
     ".csv": ("kb.extract.sheet", "extract_csv", "CSV"),
     ".epub": ("kb.extract.epub", "extract_epub", "EPUB"),
+    ".odt": ("kb.extract.odf", "extract_odt", "OpenDocument text"),
+    ".odp": ("kb.extract.odf", "extract_odp", "OpenDocument presentation"),
 })
 _OCR_FORMATS = frozenset({"PDF", "PowerPoint", "image"})  # extractors that take `ocr=`
 OCR_MODES = ("auto", "always", "never")
@@ -65,8 +67,6 @@ _KNOWN_UNSUPPORTED: dict[str, str] = {
     ".doc": _convert_hint("legacy Word format", ".doc", ".docx"),
     ".dot": _convert_hint("legacy Word template format", ".dot", ".docx"),
     ".rtf": _convert_hint("RTF", ".rtf", ".docx"),
-    ".odt": _convert_hint("OpenDocument text", ".odt", ".docx"),
-    ".odp": _convert_hint("OpenDocument presentation", ".odp", ".pptx"),
     ".ppsx": "PowerPoint show files (.ppsx) are not supported; rename a copy to .pptx",
     ".xls": _convert_hint("legacy Excel format", ".xls", ".xlsx"),
     ".ods": _convert_hint("OpenDocument spreadsheets", ".ods", ".pdf") + " (spreadsheets are not indexed)",
@@ -149,6 +149,9 @@ def _sniff(suffix: str, kind: str, head: bytes) -> None:
         if head.startswith((*ZIP_MAGIC, CFB_MAGIC)):
             return
         raise ExtractionError(f"not a {kind} {suffix} file ({describe_head(head)})")
+    elif suffix in (".odt", ".odp"):
+        if not head.startswith(ZIP_MAGIC):
+            raise ExtractionError(f"not an OpenDocument file ({describe_head(head)})")
     elif suffix in (".txt", ".text", ".md", ".markdown", ".rst", ".html", ".htm", ".csv"):
         for magic in (PDF_MAGIC, *ZIP_MAGIC, CFB_MAGIC, b"\x89PNG", b"\xff\xd8\xff"):
             if head.startswith(magic):
