@@ -83,6 +83,18 @@ def extract_all(paths: Sequence[str], options: ExtractOptions, workers: int,
         yield (p, *result)
 
 
+def _give_back_freed_memory() -> None:
+    """Return the heap freed by an embedding pool to the system. glibc keeps it otherwise: after a pool of 512
+    long texts with e5, the process stayed at 1.17 GB resident instead of 0.80 GB, and pool after pool the
+    fragments add up (bench/memory.py)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 # ---- the local processor -------------------------------------------------------------------------
 
 class LocalProcessor:
@@ -121,6 +133,7 @@ class LocalProcessor:
         self.cache.store_vectors(self.model_id, ((h, v.tobytes()) for h, v in zip(hashes, vectors)))
         self.embedded += len(hashes)
         self._pending.clear()
+        _give_back_freed_memory()
         self._emit(self._progress("embed"))
 
     def _progress(self, phase: str, path: str | None = None) -> Progress:
