@@ -18,6 +18,7 @@ def test_instructions_are_told_from_the_need():
     assert is_instruction("请基于官方文档回答，不要猜测。")
     assert not is_instruction("Which key activates automatic breaking of long lines?")
     assert not is_instruction("如何为 TeX Live 指定宏包的更新源地址？")
+    assert not is_instruction("Please tell me the revenue of ACME in 2017.")  # a request for content is the need
 
 
 def test_focus_of_a_long_question_is_its_need():
@@ -28,9 +29,9 @@ def test_focus_of_a_long_question_is_its_need():
     zh = ("我们正在为研究生院编写一套学位论文模板，需要符合学校的排版规范。请基于官方文档回答，并尽量给出代码示例。"
           "怎样把章标题的编号设置成蓝色？")
     assert focus(zh) == "怎样把章标题的编号设置成蓝色？"
-    # a need without a question mark: the sentences that are not instructions
-    assert focus("We want to compare two vendors over the last three years of filings. Please keep the answer "
-                 "short and cite the pages. Tell me the total revenue of ACME in 2017") is not None
+    assert focus("We want to calculate a financial metric for our quarterly review of several companies. Please "
+                 "base your answer on the statement of cash flows. Please tell me ACME's capital expenditure in "
+                 "2017.") == "Please tell me ACME's capital expenditure in 2017."
 
 
 def test_short_questions_have_no_focus():
