@@ -121,7 +121,7 @@ class LocalProcessor:
         """A document's chunks, with their BM25 tokens: those of the index text (title, heading path, text) and
         the file name's words that it lacks, so that a question naming the file ("in ACME_2017_10K…", "the
         lshort manual") finds every chunk of it. The file name is in BM25 only: the embedded text (and so the
-        embedding cache) stays as it was (docs/retrieval.md, "Questions that name their document")."""
+        embedding cache) stays as it was (docs/retrieval.md, "Questions about long documents")."""
         from kb.chunking import chunk_document
         from kb.text import filename_words, text_language, tokenize
 
