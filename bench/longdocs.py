@@ -1,5 +1,5 @@
-"""Questions about long real documents: page hit@1 / hit@5 and MRR@10 of `kb search` (hybrid) over five manuals
-of 63-175 pages that nobody here wrote (two in Chinese; bench/longdocs/fetch.py fetches them, pinned), with 29
+"""Questions about long real documents: page hit@1 / hit@5 and MRR@10 of `kb search` (hybrid) over six manuals
+of 63-234 pages that nobody here wrote (two in Chinese; bench/longdocs/fetch.py fetches them, pinned), with 39
 questions written against their pages (bench/longdocs/questions.jsonl: file, gold pages, kinds). Kinds: `plain`
 (a short question), `boilerplate` (a short need wrapped in a long preamble and instructions), `names-document`
 (the question says which manual it is about). A question may have two kinds; it counts in each.
