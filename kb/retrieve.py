@@ -30,6 +30,8 @@ BM25_WEIGHT = OPTION_BY_KEY["bm25_weight"].default
 # languages"), so a same-language hit cannot push the best passage of the other language out of the top.
 CROSS_SHARE = 0.1
 CROSS_WEIGHT = 1.0  # that list's RRF weight (bench/crosslingual.py)
+# A long question's need (kb.focus) gets a dense list of its own, of this RRF weight (0: none; bench/longdocs.py)
+FOCUS_WEIGHT = 1.0
 
 
 from kb.errors import QueryError  # noqa: E402,F401
@@ -149,6 +151,7 @@ class Searcher:
         self._allowed: tuple[str, set[int]] | None = None  # the last path glob and its chunk ids
         self._languages: dict[str, set[int]] | None = None
         self.cross_weight = CROSS_WEIGHT
+        self.focus_weight = FOCUS_WEIGHT
 
     @property
     def languages(self) -> dict[str, set[int]]:
@@ -209,7 +212,10 @@ class Searcher:
         """Each query's BM25 list (weighted by how many of its words the corpus has) and dense list (the
         queries embedded in one batch), `candidates` deep, within the documents `path_glob` matches. With
         `cross`, when part of the corpus is in the other language than the first query (`cross_language`), one
-        more list: the first query's dense list over that language's chunks alone."""
+        more list: the first query's dense list over that language's chunks alone. In hybrid mode a long first
+        query with a focus (`kb.focus.focus`: its asking sentences without the instructions) gets one more
+        dense list, of that focus."""
+        from kb.focus import focus
         from kb.text import tokenize
 
         if mode not in MODES:
@@ -230,7 +236,9 @@ class Searcher:
             for lists in found.queries:
                 tokens = tokenize(lists.query)
                 any_terms = any_terms or bool(tokens)
-                lists.bm25 = self.lexical.search(tokens, depth, allowed=mask)
+                # each term once: a long question's boilerplate repeats its common words ("answer", "package"),
+                # and BM25 would count every repetition (bench/longdocs.py)
+                lists.bm25 = self.lexical.search(list(dict.fromkeys(tokens)), depth, allowed=mask)
                 # a query whose words mostly do not occur in the corpus (a question in another language than
                 # the documents) gets a BM25 list of incidental matches: trust it less. The square root keeps
                 # weight on a list led by the one word that did match (a code, a version number).
@@ -242,12 +250,18 @@ class Searcher:
             if not queries[0].strip():
                 raise QueryError("the query is empty")
             t = time.perf_counter()
-            vectors = self.embedder.embed_queries(list(queries))
+            # hybrid: a long question's need without its preamble and instructions (kb.focus), embedded with the
+            # queries and searched as one more dense list (the whole question's vector is mostly boilerplate)
+            need = focus(queries[0]) if self.focus_weight and mode == "hybrid" else None
+            vectors = self.embedder.embed_queries([*queries, *([need] if need else [])])
             timings["embed"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             flt = None if allowed is None else (lambda label: label in allowed)
             for lists, v in zip(found.queries, vectors):
                 lists.dense = self.dense.search(v, depth, filter_fn=flt)
+            if need:
+                found.queries.append(QueryLists(need, dense=self.dense.search(vectors[-1], depth, filter_fn=flt),
+                                                weight=self.focus_weight))
             # hybrid only: `--mode dense` stays the one dense list it names
             other = self.cross_language(queries[0]) if cross and mode == "hybrid" else None
             if other and self.language_mix()[other] < 1.0:  # (a corpus all in that language: the same list)

@@ -301,3 +301,21 @@ def tokenize(text: str, stem: bool = True) -> list[str]:
 def tokenize_many(texts: Iterable[str], stem: bool = True) -> list[list[str]]:
     """`tokenize` over many texts."""
     return [tokenize(t, stem) for t in texts]
+
+
+_EXTENSION_RE = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
+_NAME_SEP_RE = re.compile(r"[\W_]+")  # _ - . spaces and any other punctuation (Han characters are \w)
+# camelCase ("annualReport"), an acronym before a word ("HTMLParser"), a word before a number ("report2017",
+# not "Q3" or "v2": one letter before digits stays with them, and digits before letters stay too: "10K", "2nd")
+_NAME_CASE_RE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[^\W\d_]{2})(?=\d)")
+
+
+def filename_words(name: str) -> str:
+    """A file name as the words people would type for it, lower-cased: `ACME_2017_10K.pdf` → "acme 2017 10k",
+    `annualReport2017.docx` → "annual report 2017". The extension is dropped; splits on _ - . and other
+    punctuation, camelCase, and between a word and a number. Han text stays whole (the tokenizer cuts it)."""
+    stem = _EXTENSION_RE.sub("", name.rsplit("/", 1)[-1]) or name
+    words = []
+    for part in _NAME_SEP_RE.split(stem):
+        words.extend(_NAME_CASE_RE.sub(" ", part).lower().split())
+    return " ".join(words)

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from kb.text import (
-    CHINESE_STOP_WORDS, ENGLISH_STOP_WORDS, han_ratio, has_han, sentence_spans, split_sentences, tokenize,
-    tokenize_many,
+    CHINESE_STOP_WORDS, ENGLISH_STOP_WORDS, filename_words, han_ratio, has_han, sentence_spans, split_sentences,
+    tokenize, tokenize_many,
 )
 
 from conftest import REPO
@@ -143,3 +143,15 @@ def test_import_is_light_and_jieba_is_quiet():
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""  # jieba's "Building prefix dict ..." must not leak to stderr
     assert "run" in r.stdout
+
+
+def test_filename_words():
+    assert filename_words("ACME_2017_10K.pdf") == "acme 2017 10k"
+    assert filename_words("annualReport2017.docx") == "annual report 2017"
+    assert filename_words("HTMLParser-v2.md") == "html parser v2"
+    assert filename_words("lshort-zh-cn.pdf") == "lshort zh cn"
+    assert filename_words("Q3 results.final.xlsx") == "q3 results final"
+    assert filename_words("2023年维修手册.pdf") == "2023年维修手册"  # Han text is cut by the tokenizer
+    assert "维修" in tokenize(filename_words("2023年维修手册.pdf"))
+    assert filename_words("README") == "readme"
+    assert filename_words("latin1-\udce9t\udce9.txt") == "latin 1 t"  # undecodable bytes are not words

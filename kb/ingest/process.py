@@ -146,16 +146,23 @@ class LocalProcessor:
         self._emit(self._progress("extract"))
 
     def chunk(self, doc: Document) -> list[Chunk]:
-        """A document's chunks, with their BM25 tokens."""
+        """A document's chunks, with their BM25 tokens: those of the index text (title, heading path, text) and
+        the file name's words that it lacks, so that a question naming the file ("in ACME_2017_10K…", "the
+        lshort manual") finds every chunk of it. The file name is in BM25 only: the embedded text (and so the
+        embedding cache) stays as it was (docs/retrieval.md, "Questions about long documents")."""
         from kb.chunking import chunk_document
-        from kb.text import text_language, tokenize
+        from kb.text import filename_words, text_language, tokenize
 
         embedder = self._load()
         chunks = chunk_document(doc, embedder.count_tokens, max_tokens=embedder.max_tokens,
                                 target_tokens=self.options.chunk_tokens or None,
                                 overlap_tokens=self.options.chunk_overlap)
+        name_tokens = list(dict.fromkeys(tokenize(filename_words(doc.path.name))))
         for c in chunks:
-            c.tokens, c.lang = tuple(tokenize(c.index_text)), text_language(c.index_text)
+            tokens = tokenize(c.index_text)
+            have = set(tokens)
+            c.tokens = tuple(tokens + [t for t in name_tokens if t not in have])
+            c.lang = text_language(c.index_text)
         return chunks
 
     def run(self, tasks: Sequence[FileTask]) -> Iterator[Processed]:
