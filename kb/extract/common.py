@@ -82,3 +82,17 @@ def normalize_whitespace(text: str, keep_indent: bool = False) -> str:
 def collapse_inline(text: str) -> str:
     """All whitespace (newlines too) to single spaces: for headings, table cells, titles."""
     return " ".join(strip_controls(text).split())
+
+
+def reading_order(items: list, position, tolerance: float) -> list:
+    """Shapes on a slide in reading order: rows of items whose tops (`position(item)` -> (top, left)) differ by
+    less than `tolerance`, top to bottom, each row left to right; document order among equals."""
+    rows: list[list] = []
+    row_top = None
+    for item in sorted(items, key=position):
+        top = position(item)[0]
+        if row_top is None or top - row_top > tolerance:
+            rows.append([])
+            row_top = top
+        rows[-1].append(item)
+    return [s for row in rows for s in sorted(row, key=lambda s: position(s)[1])]

@@ -32,7 +32,7 @@ import zipfile
 from pathlib import Path
 
 from kb.document import Document, ExtractionError, Section
-from kb.extract.common import collapse_inline, normalize_whitespace, short_reason
+from kb.extract.common import collapse_inline, normalize_whitespace, reading_order, short_reason
 
 # Elements whose content is not document text: tracked deletions, comments, footnote marks (the note body is read),
 # declarations, forms, generated indexes (a table of contents repeats the headings), alt text, slide thumbnails.
@@ -350,14 +350,4 @@ def _position(shape, depth: int = 0) -> tuple[float, float]:
 
 
 def _reading_order(shapes) -> list:
-    """Rows of shapes (tops within a tolerance), each left to right; document order among equals."""
-    items = sorted(shapes, key=_position)
-    rows: list[list] = []
-    row_top = None
-    for shape in items:
-        top = _position(shape)[0]
-        if row_top is None or top - row_top > _ROW_TOLERANCE:
-            rows.append([])
-            row_top = top
-        rows[-1].append(shape)
-    return [s for row in rows for s in sorted(row, key=lambda s: _position(s)[1])]
+    return reading_order(list(shapes), _position, _ROW_TOLERANCE)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kb.document import Document, ExtractionError, Section
-from kb.extract.common import collapse_inline, normalize_whitespace, short_reason
+from kb.extract.common import collapse_inline, normalize_whitespace, reading_order, short_reason
 from kb.extract.ooxml import open_ooxml
 
 _ROW_TOLERANCE = 228600  # EMU (0.25 in): boxes whose tops differ less than this are on one row
@@ -156,17 +156,7 @@ def _position(shape) -> tuple[int, int]:
 
 
 def _reading_order(shapes) -> list:
-    """Sort by rows (tops within a tolerance), then left to right."""
-    items = sorted(shapes, key=_position)
-    rows: list[list] = []
-    row_top = None
-    for shape in items:
-        top = _position(shape)[0]
-        if row_top is None or top - row_top > _ROW_TOLERANCE:
-            rows.append([])
-            row_top = top
-        rows[-1].append(shape)
-    return [s for row in rows for s in sorted(row, key=lambda s: _position(s)[1])]
+    return reading_order(list(shapes), _position, _ROW_TOLERANCE)
 
 
 def _collect(shapes, parts: list[str], skip: set[int], part) -> None:

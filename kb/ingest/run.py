@@ -116,15 +116,16 @@ def ingest_with_settings(settings, options: IngestOptions, on_progress: Callable
     spec = embedding_spec(settings, kb)
     resolved = resolve_embedder(spec, allow_network=settings.allow_network)
 
+    load = functools.partial(load_embedder, spec, device=settings.device, allow_network=settings.allow_network,
+                             precision=settings.embed_precision)
+    if options.ray_address:  # the factory runs on the Ray workers: say it here, once, and ship the plain one
+        if on_model_load:
+            on_model_load(resolved.model_id)
+        return ingest(kb, options, spec, load, resolved.model_id, on_progress=on_progress)
+
     def factory():
         if on_model_load:
             on_model_load(resolved.model_id)
-        return load_embedder(spec, device=settings.device, allow_network=settings.allow_network,
-                             precision=settings.embed_precision)
-
-    if options.ray_address:  # the factory runs on the Ray workers: say it here, once, and ship a plain one
-        if on_model_load:
-            on_model_load(resolved.model_id)
-        factory = functools.partial(load_embedder, spec, device=settings.device, allow_network=settings.allow_network)
+        return load()
 
     return ingest(kb, options, spec, factory, resolved.model_id, on_progress=on_progress)
