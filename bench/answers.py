@@ -6,6 +6,7 @@ questions abstain. Figures per model, for the same-language and the cross-lingua
 
     python bench/answers.py [--models qwen2.5-coder-1.5b tiny] [--embedding-model e5] [--fusion auto]
                             [--cases all|same|cross] [--kb PATH] [--show]   (--show prints every answer)
+                            [--context-tokens N] [--source-tokens N]   (the packing; default: the settings')
 
 Runs in-process with the real packaged models (the embedding model of the default config unless given).
 """
@@ -78,6 +79,8 @@ def main() -> None:
     ap.add_argument("--cases", default="all", choices=("all", "same", "cross"))
     ap.add_argument("--kb", default=None, help="an existing knowledge base of sample_docs (else a throwaway one)")
     ap.add_argument("--show", action="store_true")
+    ap.add_argument("--context-tokens", type=int, default=None, help="issue 14's before: 1200")
+    ap.add_argument("--source-tokens", type=int, default=None, help="issue 14's before: 0 (whole sources)")
     args = ap.parse_args()
 
     from kb.answer import Asker, AskOptions
@@ -98,7 +101,8 @@ def main() -> None:
             settings.values["llm_model"] = model
             llm = load_llm(settings)
             asker = Asker(searcher, lambda: llm)
-            options = AskOptions.from_settings(settings, fusion=args.fusion)
+            options = AskOptions.from_settings(settings, fusion=args.fusion, context_tokens=args.context_tokens,
+                                               source_tokens=args.source_tokens)
             counts = {False: [0, 0, 0, 0], True: [0, 0, 0, 0]}  # cross?: cited, retrieved, fact, cases
             latencies, speeds = [], []
             for q in questions:

@@ -1,7 +1,8 @@
 """Time to the first word of `kb ask`, before and after issue 14, in one run, question by question (interleaved,
 since the machine is shared): *before* as shipped (threads = the physical cores, the whole prompt evaluated
-every time), *after* as now (threads chosen by `auto_threads`, the system prompt's KV state loaded from the
-models dir as a new `kb ask` process does). Each run starts from an empty KV cache. Model load is excluded (one
+every time, up to 1,200 tokens of whole sources), *after* as now (threads chosen by `auto_threads`, the system
+prompt's KV state loaded from the models dir as a new `kb ask` process does, the settings' packing:
+`context_tokens`, `source_tokens`). Each run starts from an empty KV cache. Model load is excluded (one
 warm-up generation first). With --floor, the same final prompt through bare llama-cpp-python
 (`Llama.create_completion`, same tokens and sampling): kb's own overhead. With --fusion, RAG-Fusion's cost.
 
@@ -25,6 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, figure  # noqa: E402
 from answers import load_questions  # noqa: E402
+
+
+BEFORE_CONTEXT_TOKENS = 1200
 
 
 def timed_kb(asker, question: str, options, one_shot: bool = True) -> tuple[float, float, object]:
@@ -95,11 +99,13 @@ def main() -> None:
 
     questions, _ = load_questions()
     off = AskOptions.from_settings(settings, fusion="off")
+    # before: the packing as issue 14 found it (1,200 tokens of whole sources); after: the settings'
+    off_before = AskOptions.from_settings(settings, fusion="off", context_tokens=BEFORE_CONTEXT_TOKENS, source_tokens=0)
     rows = []
     for q in questions:
         if len(rows) == args.questions:
             break
-        b_first, b_total, b_answer = timed_kb(before, q["question"], off)
+        b_first, b_total, b_answer = timed_kb(before, q["question"], off_before)
         if "prompt_tokens" not in b_answer.timings_ms:
             continue  # abstained before the LLM
         a_first, a_total, a_answer = timed_kb(after, q["question"], off)

@@ -76,3 +76,24 @@ def test_ask_answers_in_the_question_language_citing_the_other_language(sample, 
     assert any(Path(c["path"]).name == name and c["page"] == page for c in answer["citations"]), answer["citations"]
     han = sum("\u4e00" <= ch <= "\u9fff" for ch in answer["answer"])
     assert (han >= 2) == question.startswith("QF-300 的"), answer["answer"]  # in the question's language
+
+
+def test_a_long_source_keeps_the_sentence_that_answers_a_question_in_the_other_language(default_embedder):
+    """`kb ask` cuts a long source to the sentences around its best match (`source_tokens`); matched by words, a
+    Chinese question shares none with an English page and would keep its first sentences. The embedder's scores
+    keep the warranty sentence (real e5, the default)."""
+    from kb.answer import Source, pack
+    from kb.answer.prompt import embedding_scorer
+
+    filler = [f"Section {i} covers how the unit is packed, shipped and unpacked at the customer's site."
+              for i in range(12)]
+    page = " ".join([*filler[:9], "Its warranty covers parts and labour for 27 months from delivery.",
+                     *filler[9:]])
+    count = lambda t: len(t.split())  # noqa: E731
+    packed = pack(WARRANTY_ZH[0], [Source(0, [1], page, 1.0, 1, path="/d/manual.pdf", doc_id=1)], "zh",
+                  n_ctx=10_000, max_answer_tokens=100, count_tokens=count, source_tokens=40,
+                  score_sentences=embedding_scorer(default_embedder))
+    assert "27 months" in packed[0].text and count(packed[0].text) <= 40
+    words = pack(WARRANTY_ZH[0], [Source(0, [1], page, 1.0, 1, path="/d/manual.pdf", doc_id=1)], "zh",
+                 n_ctx=10_000, max_answer_tokens=100, count_tokens=count, source_tokens=40)
+    assert "27 months" not in words[0].text  # what the embedder fixes: no shared word, the first sentences stay

@@ -15,7 +15,7 @@ from kb.answer.evidence import evidence, weak_evidence
 from kb.answer.extractive import extractive_answer
 from kb.answer.fusion import confident, generate_variants, translate
 from kb.answer.grounding import LoopGuard, drop_repeated_lines, is_decline, unsupported
-from kb.answer.prompt import ECHO_STOPS, messages_for, pack
+from kb.answer.prompt import ECHO_STOPS, embedding_scorer, messages_for, pack
 from kb.answer.sources import build_sources
 from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
 from kb.text import question_language
@@ -180,7 +180,9 @@ class Asker:
         llm = self.llm
         answer.model = llm.model_id
         answer.sources = pack(question, sources, lang, llm.n_ctx, options.max_tokens, llm.count_tokens,
-                              options.context_tokens)
+                              options.context_tokens, options.source_tokens,
+                              # the embedder retrieval loaded matches sentences across languages; words cannot
+                              embedding_scorer(self.searcher.embedder) if self.searcher.embedder_loaded else None)
         if on_sources:
             on_sources(answer.sources)
         flt = CitationFilter({s.n for s in answer.sources})

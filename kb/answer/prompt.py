@@ -1,5 +1,5 @@
 """The prompt: each source fenced with where it comes from, the rules, and the sources packed into the context
-window best first and second best last."""
+window best first and second best last, a long source cut to the sentences around its best match."""
 
 from __future__ import annotations
 
@@ -60,14 +60,39 @@ def messages_for(question: str, sources: Sequence[Source], lang: str) -> list[di
             {"role": "user", "content": user_prompt(question, sources, lang)}]
 
 
-def around_match(text: str, question: str, budget: int, count_tokens: Callable[[str], int]) -> str:
-    """The run of whole sentences of `text` within `budget` tokens around the sentence sharing most words with the
-    question (a long chunk's answer is not always at its start), growing towards the better-matching side."""
+# scores each sentence of a source against the question (higher: closer); the Asker's uses its embedder
+SentenceScorer = Callable[[str, Sequence[str]], Sequence[float]]
+
+
+def word_overlap(question: str, sentences: Sequence[str]) -> list[float]:
+    """How many of the question's words each sentence holds: the scorer when no embedder is at hand (it cannot
+    match across languages)."""
+    asked = set(tokenize(question))
+    return [float(len(asked & set(tokenize(x)))) for x in sentences]
+
+
+def embedding_scorer(embedder) -> SentenceScorer:
+    """Scores sentences by their cosine to the question with an `Embedder` (one batch a source; the question's
+    vector computed once): it finds the sentence that answers a question asked in the other language."""
+    asked: dict[str, object] = {}
+
+    def score(question: str, sentences: Sequence[str]) -> list[float]:
+        if question not in asked:
+            asked[question] = embedder.embed_queries([question])[0]
+        return (embedder.embed_documents(list(sentences)) @ asked[question]).tolist()
+
+    return score
+
+
+def around_match(text: str, question: str, budget: int, count_tokens: Callable[[str], int],
+                 score_sentences: SentenceScorer | None = None) -> str:
+    """The run of whole sentences of `text` within `budget` tokens around the sentence closest to the question
+    (`score_sentences`, else shared words: a long chunk's answer is not always at its start), growing towards
+    the better-matching side."""
     sentences = split_sentences(text)
     if not sentences:
         return ""
-    asked = set(tokenize(question))
-    score = [len(asked & set(tokenize(x))) for x in sentences]
+    score = list((score_sentences or word_overlap)(question, sentences))
     best = max(range(len(sentences)), key=lambda i: (score[i], -i))
     lo = hi = best
     if count_tokens(sentences[best]) > budget:
@@ -100,10 +125,13 @@ def drop_duplicates(sources: list[Source]) -> list[Source]:
 
 
 def pack(question: str, sources: list[Source], lang: str, n_ctx: int, max_answer_tokens: int,
-         count_tokens: Callable[[str], int], context_tokens: int = 0) -> list[Source]:
+         count_tokens: Callable[[str], int], context_tokens: int = 0, source_tokens: int = 0,
+         score_sentences: SentenceScorer | None = None) -> list[Source]:
     """The sources that fit the context window (and `context_tokens`, when set), numbered in prompt order: best
     first, second best last (models read the ends of a long context best), the rest in between. Duplicates are
-    dropped; the source that no longer fits whole keeps the sentences around its best match with the question."""
+    dropped. A source longer than `source_tokens` (when set), and the one that no longer fits whole, keep the
+    sentences around their best match with the question: the prompt pass is the whole wait for the first word
+    on a CPU, and a long chunk's other sentences cost it without telling the model more (docs/answering.md)."""
     base = count_tokens(system_prompt(lang)) + count_tokens(user_prompt(question, [], lang))
     budget = n_ctx - base - max_answer_tokens - ANSWER_RESERVE
     if context_tokens:
@@ -112,14 +140,18 @@ def pack(question: str, sources: list[Source], lang: str, n_ctx: int, max_answer
     for s in drop_duplicates(sources):
         s.n = len(chosen) + 1
         cost = count_tokens(format_source(s)) + 2
-        if cost > budget:
-            overhead = count_tokens(format_source(dataclasses.replace(s, text="")))
-            if budget - overhead < 64:
+        overhead = count_tokens(format_source(dataclasses.replace(s, text="")))
+        limit = min(budget, source_tokens + overhead + 2) if source_tokens else budget
+        if cost > limit:
+            if budget - overhead < 64:  # too little room left for a useful piece
                 break
-            s.text = around_match(s.text, question, budget - overhead - 2, count_tokens)
-            if not s.text:
+            text = around_match(s.text, question, limit - overhead - 2, count_tokens, score_sentences)
+            if text:
+                s.text = text
+                cost = count_tokens(format_source(s)) + 2
+            elif cost > budget:  # not even its best sentence fits what is left
                 break
-            cost = count_tokens(format_source(s)) + 2
+            # else one sentence longer than `source_tokens` (a table row, say): the source stays whole
         chosen.append(s)
         budget -= cost
     ordered = chosen[:1] + chosen[2:] + chosen[1:2]

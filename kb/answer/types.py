@@ -82,12 +82,14 @@ class AskOptions:
     temperature: float = 0.1
     rerank: bool = True
     context_tokens: int = 0  # most tokens of sources in the prompt (0: whatever fits the window)
+    source_tokens: int = 0  # most tokens of one source: a longer one keeps the sentences around its match (0: whole)
     translate: bool = False  # always also search the LLM's translation when part of the corpus is in the other language
 
     @classmethod
     def from_settings(cls, settings, **given) -> "AskOptions":
         values = dict(top_k=settings.top_k, fusion=settings.fusion, variants=settings.variants,
                       max_tokens=settings.max_answer_tokens, temperature=settings.temperature,
-                      context_tokens=settings.context_tokens, translate=settings.translate)
+                      context_tokens=settings.context_tokens, source_tokens=settings.source_tokens,
+                      translate=settings.translate)
         values.update({k: v for k, v in given.items() if v is not None})
         return cls(**values)
