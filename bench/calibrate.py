@@ -7,6 +7,7 @@ filter, grounding check), each question twice:
 - unanswerable: the two nearest other paragraphs, which hold none of its gold answers.
 
     python bench/calibrate.py [--lang zh en] [--n 20] [--model qwen2.5-coder-1.5b] [--dump out.jsonl] [--show]
+                              [--context-tokens N] [--source-tokens N]   (the packing; default: the settings')
 
 Per language it prints the share of answerable questions refused by the model or withdrawn by the grounding
 check (goal <= 5%), the share whose answer holds a gold answer, and the share of unanswerable ones refused
@@ -130,6 +131,8 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, default=None)
     ap.add_argument("--recheck", type=Path, default=None)
     ap.add_argument("--show", action="store_true")
+    ap.add_argument("--context-tokens", type=int, default=None, help="issue 14's before: 1200")
+    ap.add_argument("--source-tokens", type=int, default=None, help="issue 14's before: 0 (whole sources)")
     args = ap.parse_args()
     if args.recheck:
         recheck(args.recheck)
@@ -140,10 +143,13 @@ def main() -> None:
     from kb.config import load_settings
     from kb.llm import load_llm
 
+    from kb.embedders import embedding_spec, load_embedder
+
     settings = load_settings(None, {"llm_model": args.model} if args.model else {})
     llm = load_llm(settings)
-    asker = Asker(None, lambda: llm)
-    options = AskOptions.from_settings(settings)
+    # the default embedder scores a long source's sentences, as the searcher's does in `kb ask`
+    asker = Asker(None, lambda: llm, embedder=load_embedder(embedding_spec(settings)))
+    options = AskOptions.from_settings(settings, context_tokens=args.context_tokens, source_tokens=args.source_tokens)
     rng = random.Random(14)
     rows = []
     dump = open(args.dump, "w", encoding="utf-8") if args.dump else None

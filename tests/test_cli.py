@@ -236,6 +236,17 @@ def test_global_options_are_accepted_after_the_command(sample_kb):
     assert r.returncode == 0 and json.loads(r.stdout)["path"] == str(path), r.stderr
 
 
+
+def test_ray_alone_means_a_local_cluster_and_an_address_or_path_after_it_stays_what_it_is():
+    from kb.cli import ray_flag_alone
+
+    assert ray_flag_alone(["ingest", "docs", "--ray"]) == ["ingest", "docs", "--ray", "local"]
+    assert ray_flag_alone(["ingest", "--ray", "docs"]) == ["ingest", "--ray", "local", "docs"]
+    assert ray_flag_alone(["ingest", "docs", "--ray", "--json"]) == ["ingest", "docs", "--ray", "local", "--json"]
+    for address in ("auto", "local", "10.0.0.5:6379", "head-node:6379", "ray://head:10001"):
+        assert ray_flag_alone(["ingest", "docs", "--ray", address]) == ["ingest", "docs", "--ray", address]
+    assert ray_flag_alone(["ask", "--", "--ray"]) == ["ask", "--", "--ray"]
+
 def test_library_errors_map_to_the_documented_exit_codes():
     from kb.config import ConfigError
     from kb.errors import EXIT_BUSY, EXIT_ERROR, EXIT_USAGE, ModelNotFound, PromptTooLong

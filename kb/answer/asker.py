@@ -28,10 +28,13 @@ class Asker:
     """Answers questions over one knowledge base; holds the searcher and loads the LLM on first need, so the
     shell pays for loading once."""
 
-    def __init__(self, searcher, llm_factory: Callable[[], object] | None):
+    def __init__(self, searcher, llm_factory: Callable[[], object] | None, embedder=None):
+        """`embedder`: scores a long source's sentences when there is no searcher (the calibration bench feeds
+        passages to `answer_from` directly); otherwise the searcher's, once retrieval has loaded it."""
         self.searcher = searcher
         self._llm_factory = llm_factory
         self._llm = None
+        self._embedder = embedder
 
     # ---- what callers need to know or do, without reaching into the searcher ----------------------
 
@@ -180,9 +183,7 @@ class Asker:
         llm = self.llm
         answer.model = llm.model_id
         answer.sources = pack(question, sources, lang, llm.n_ctx, options.max_tokens, llm.count_tokens,
-                              options.context_tokens, options.source_tokens,
-                              # the embedder retrieval loaded matches sentences across languages; words cannot
-                              embedding_scorer(self.searcher.embedder) if self.searcher.embedder_loaded else None)
+                              options.context_tokens, options.source_tokens, self._sentence_scorer())
         if on_sources:
             on_sources(answer.sources)
         flt = CitationFilter({s.n for s in answer.sources})
@@ -229,6 +230,14 @@ class Asker:
                 answer.citations.append(Citation(source, inferred=True, sentence=sentence))
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         return answer
+
+    def _sentence_scorer(self):
+        """The embedder retrieval already loaded scores a long source's sentences (it matches across languages;
+        shared words, the fallback, cannot)."""
+        embedder = self._embedder
+        if embedder is None and self.searcher is not None and self.searcher.embedder_loaded:
+            embedder = self.searcher.embedder
+        return embedding_scorer(embedder) if embedder is not None else None
 
     def _inferred(self, text: str, sources: list[Source]) -> list[tuple[str, Source]]:
         vectors = None

@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 from kb.cli import manage, questions  # noqa: F401  (importing registers their commands)
 from kb.cli.app import EXIT_INTERRUPTED, app, err
 
-__all__ = ["app", "hoist_global_options", "main"]
+__all__ = ["app", "hoist_global_options", "main", "ray_flag_alone"]
 
 GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose"}
 
@@ -38,9 +39,26 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
+RAY_ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
+
+
+def ray_flag_alone(argv: list[str]) -> list[str]:
+    """`kb ingest docs --ray` means `--ray local`, as the issue that brought Ray wrote it: click cannot give an
+    option an optional value (typer does not pass `flag_value` on), so a `--ray` not followed by an address
+    (local, auto, host:port, ray://…) gets `local` here, and a path after it stays a path."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(argv) or not RAY_ADDRESS.match(argv[i + 1])):
+            out.append("local")
+    return out
+
+
 def main() -> None:
     try:
-        app(args=hoist_global_options(sys.argv[1:]))
+        app(args=ray_flag_alone(hoist_global_options(sys.argv[1:])))
     except KeyboardInterrupt:
         err.print("kb: interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)

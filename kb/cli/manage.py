@@ -30,9 +30,9 @@ def ingest(
     follow_links: Optional[bool] = typer.Option(None, "--follow-links",
                                                 help="Follow symlinks that lead outside the folders named."),
     ray: Optional[str] = typer.Option(
-        None, "--ray", metavar="ADDRESS",
-        help="Extract, chunk and embed on a Ray cluster: local (start one here), auto (join the running one) or "
-             "host:port. Needs the ray extra."),
+        None, "--ray", metavar="[ADDRESS]",
+        help="Extract, chunk and embed on a Ray cluster: local (start one here; what --ray alone means), auto "
+             "(join the running one) or host:port. Needs the ray extra."),
     as_json: bool = JSON_FLAG,
 ) -> None:
     """Add or update documents; forget files that were deleted. Only changed files are re-read."""
