@@ -322,6 +322,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from kb.config import OPTION_BY_KEY
+    from kb.retrieve import rrf
 
     K0, W0 = OPTION_BY_KEY["rrf_k"].default, OPTION_BY_KEY["bm25_weight"].default
     if args.cost:
@@ -387,6 +388,8 @@ def main() -> None:
         opts = {"e5 (today)": lambda s: lambda q, e: fuse_one(e, K0, W0),
                 "bm25 alone": lambda s: lambda q, e: e["bm25"],
                 "e5 dense alone": lambda s: lambda q, e: e["dense"],
+                "plain RRF of BM25 + e5 (k=60, equal weights, no coverage)": lambda s: lambda q, e: [
+                    i for i, _ in rrf([e["bm25"], e["dense"]], 60, [1.0, 1.0])][:2 * DEPTH],
                 "e5 k/w per language": lambda s: lambda q, e: (fuse_one(e, en_k, en_w) if e["lang"] == "en"
                                                                  else fuse_one(e, zh_k, zh_w))}
         for which in ("first", "mean"):
