@@ -117,9 +117,13 @@ def main() -> None:
     figure("after_vs_floor_onnx.p50_ratio", p50["after"] / p50["floor_onnx"])
 
     # interchangeable? the after path, one query at a time, against torch fp32 in batches
-    test_ids = {line.split("\t")[0] for line in (dataset("scifact") / "qrels" / "test.tsv").read_text().splitlines()[1:]}
-    sets = {"scifact_test": [q["text"] for q in sci if args.all_queries or q["_id"] in test_ids],
-            "cmrc_dev": [q["text"] for q in (cmrc if args.all_queries else cmrc[:500])]}
+    qrels = (dataset("scifact") / "qrels" / "test.tsv").read_text().splitlines()[1:]
+    test_ids = {line.split("\t")[0] for line in qrels}
+    if args.all_queries:
+        sets = {"scifact_all": [q["text"] for q in sci], "cmrc_dev_all": [q["text"] for q in cmrc]}
+    else:
+        sets = {"scifact_test": [q["text"] for q in sci if q["_id"] in test_ids],
+                "cmrc_dev_first500": [q["text"] for q in cmrc[:500]]}
     reference = E5Embedder(precision="fp32", query_engine="torch")
     for name, texts in sets.items():
         ref = reference.embed_queries(texts)

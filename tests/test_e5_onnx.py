@@ -84,7 +84,8 @@ def test_query_engine_is_planned_without_imports(monkeypatch):
     with pytest.raises(ValueError, match="query_engine"):
         E5Embedder(query_engine="tensorrt")
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
     assert planned_query_engine(None) == ("torch", "onnx not installed")
 
 

@@ -3,7 +3,7 @@
 Why: one short query is ~20 tokens, where torch spends its time in per-op overhead and small-M GEMMs (the
 transformers module tree, `inspect.signature` per attention call, oneDNN kernels tuned for big batches), and
 where torch's OpenMP threads spin at every barrier: with other processes on the cores a 2-thread torch query
-went from ~12 ms to 150-1500 ms. ONNX Runtime runs the same network in fp32 with its fused BERT kernels
+went from ~12 ms to 140-1,900 ms. ONNX Runtime runs the same network in fp32 with its fused BERT kernels
 (Attention, SkipLayerNormalization, BiasGelu) on its own thread pool, told not to spin; its vectors equal the
 fp32 torch ones (cosine 1.00000 on SciFact and CMRC queries), so they are interchangeable with every stored
 document vector and the model id does not change. docs/embedding.md has the figures.
