@@ -184,7 +184,14 @@ def numeric_path(resolved: ResolvedModel, settings) -> str:
 
     device = None if settings.device == "auto" else settings.device  # auto: CPU unless torch finds a GPU
     p = choose_precision(settings.embed_precision, device)
-    return f"{p.name} ({p.reason})"
+    path = f"{p.name} ({p.reason})"
+    if resolved.backend == "e5-q4":
+        from kb.embedders.e5 import planned_query_engine
+
+        engine, why = planned_query_engine(device)
+        path += "; queries on ONNX Runtime (fp32, the same vectors as torch fp32)" if engine == "onnxruntime" \
+            else f"; queries as documents ({why})"
+    return path
 
 
 def embedding_spec(settings, kb=None, *, recorded: str | None = None) -> str:
