@@ -6,7 +6,7 @@ prompt's KV state loaded from the models dir as a new `kb ask` process does, the
 warm-up generation first). With --floor, the same final prompt through bare llama-cpp-python
 (`Llama.create_completion`, same tokens and sampling): kb's own overhead. With --fusion, RAG-Fusion's cost.
 
-    python bench/ask.py [--kb DIR] [--model qwen2.5-coder-1.5b] [--questions 8] [--floor] [--fusion]
+    python bench/ask.py [--kb DIR] [--model qwen2.5-coder-1.5b] [--questions 8] [--floor] [--fusion] [--threads N]
 
 Knowledge base: sample_docs, ingested into a temporary directory with the default embedding model unless --kb is
 given. Questions: the first --questions of sample_docs/QUESTIONS.md that the LLM answers (an early abstention
@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=8)
     ap.add_argument("--floor", action="store_true", help="also the bare llama-cpp-python floor (one more prompt)")
     ap.add_argument("--fusion", action="store_true", help="also with RAG-Fusion on")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="before and after both with this many threads: what the prompt's size alone changes")
     args = ap.parse_args()
 
     from kb.answer import Asker, AskOptions, messages_for
@@ -85,11 +87,11 @@ def main() -> None:
         path = Path(tmp.name) / "kb"
         settings = load_settings(str(path))
         ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[REPO / "sample_docs"]))
-    settings = load_settings(str(path), {"llm_model": args.model})
+    settings = load_settings(str(path), {"llm_model": args.model, **({"threads": args.threads} if args.threads else {})})
     searcher = open_searcher(settings)
     after_llm = load_llm(settings)
     # before: as shipped (threads = the physical cores, the whole prompt evaluated every time)
-    before_llm = LLM(after_llm.path, n_ctx=after_llm.n_ctx, threads=physical_cores(), gpu_layers=0)
+    before_llm = LLM(after_llm.path, n_ctx=after_llm.n_ctx, threads=args.threads or physical_cores(), gpu_layers=0)
     before_llm.prefix_cache.enabled = False
     before, after = Asker(searcher, lambda: before_llm), Asker(searcher, lambda: after_llm)
     for llm in (before_llm, after_llm):  # load and warm up: not measured
