@@ -5,8 +5,9 @@
 this script samples every process of its tree every 50 ms: the main process (planning, chunking, embedding,
 commit) and the extraction workers (PDF parsing, OCR). Printed: the peak of the tree's summed RSS (what the goal
 counts; shared library pages counted once per process, so an overestimate), the peak of its summed PSS (shared
-pages split), and each role's own peak. The floor: the same default embedder loaded alone in a process that
-embeds one batch (what any ingest must hold), measured the same way.
+pages split), each role's own peak, and what the tree's peak was made of (the main process and the workers at that
+moment). The floor: the same default embedder loaded alone in a process that embeds one batch (what any ingest
+must hold), measured the same way.
 
     python bench/memory.py [--pages 1000] [--text-mb 0] [--compare OTHER_CHECKOUT]
 
@@ -77,11 +78,15 @@ def watch(cmd: list[str], env: dict, cwd: Path) -> dict:
     """Run cmd, sampling its process tree: peak summed RSS/PSS, the root's and the largest child's peak (MB)."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = {"tree_rss": 0, "tree_pss": 0, "main_rss": 0, "worker_rss": 0}
+    peak = {"tree_rss": 0, "tree_pss": 0, "main_rss": 0, "worker_rss": 0, "main_at_tree_peak": 0,
+            "workers_at_tree_peak": 0}
     while proc.poll() is None:
         rss = {pid: _kb(pid, "VmRSS:", "status") for pid in _tree(proc.pid)}
         pss = sum(_kb(pid, "Pss:", "smaps_rollup") for pid in rss)
-        peak["tree_rss"] = max(peak["tree_rss"], sum(rss.values()))
+        if sum(rss.values()) > peak["tree_rss"]:  # what the tree's peak is made of
+            peak["tree_rss"] = sum(rss.values())
+            peak["main_at_tree_peak"] = rss.get(proc.pid, 0)
+            peak["workers_at_tree_peak"] = peak["tree_rss"] - peak["main_at_tree_peak"]
         peak["tree_pss"] = max(peak["tree_pss"], pss)
         peak["main_rss"] = max(peak["main_rss"], rss.get(proc.pid, 0))
         peak["worker_rss"] = max([peak["worker_rss"]] + [v for p, v in rss.items() if p != proc.pid])
@@ -114,6 +119,8 @@ def report(name: str, r: dict) -> None:
     figure(f"{name}_peak_tree_pss_mb", r["tree_pss"], "MB")
     figure(f"{name}_peak_main_rss_mb", r["main_rss"], "MB")
     figure(f"{name}_peak_worker_rss_mb", r["worker_rss"], "MB")
+    figure(f"{name}_main_at_tree_peak_mb", r["main_at_tree_peak"], "MB")
+    figure(f"{name}_workers_at_tree_peak_mb", r["workers_at_tree_peak"], "MB")
     figure(f"{name}_seconds", r["seconds"], "s")
 
 

@@ -3,8 +3,8 @@ machine (extraction in worker processes running ahead while the main process emb
 
 The contract every processor keeps (the commit relies on it): `run(tasks)` yields one `Processed` per task, in
 task order; by the time the iterator is exhausted, the vector of every chunk it yielded is in the knowledge
-base's embedding cache. Vectors reach the cache in pools of EMBED_POOL texts (the cache is keyed by content and
-only ever added to, so writing it before the commit publishes nothing).
+base's embedding cache. Vectors reach the cache in pools of EMBED_POOL texts, a huge document's chunks in several
+(the cache is keyed by content and only ever added to, so writing it before the commit publishes nothing).
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from typing import Callable, Iterator, Sequence
 
 from kb.document import Chunk, Document
 from kb.errors import ExtractionError
+from kb.heap import give_back_freed_memory
 from kb.ingest.options import ExtractOptions, IngestOptions, Progress
 from kb.ingest.plan import FileTask
 from kb.ingest.workers import run_budgeted, size_text
 
-EMBED_POOL = 512  # texts per embedding call: the embedders sort each call by length
+EMBED_POOL = 512  # texts per embedding call at most (the embedders sort each call by length); a pool's tokens and
+#                   temporaries are held at once, so a huge document is split over several pools
 
 
 @dataclass
@@ -83,18 +85,6 @@ def extract_all(paths: Sequence[str], options: ExtractOptions, workers: int,
         yield (p, *result)
 
 
-def _give_back_freed_memory() -> None:
-    """Return the heap freed by an embedding pool to the system. glibc keeps it otherwise: after a pool of 512
-    long texts with e5, the process stayed at 1.17 GB resident instead of 0.80 GB, and pool after pool the
-    fragments add up (bench/memory.py)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
-
-
 # ---- the local processor -------------------------------------------------------------------------
 
 class LocalProcessor:
@@ -133,7 +123,7 @@ class LocalProcessor:
         self.cache.store_vectors(self.model_id, ((h, v.tobytes()) for h, v in zip(hashes, vectors)))
         self.embedded += len(hashes)
         self._pending.clear()
-        _give_back_freed_memory()
+        give_back_freed_memory()  # kb.heap: the pool's temporaries, which glibc would keep
         self._emit(self._progress("embed"))
 
     def _progress(self, phase: str, path: str | None = None) -> Progress:
@@ -190,15 +180,15 @@ class LocalProcessor:
                 yield Processed(task, error="no text to index")
                 continue
             cached = self.cache.cached_vectors(self.model_id, [c.text_hash for c in chunks])
+            self.chunks += len(chunks)
             for c in chunks:
                 h = c.text_hash
                 if h in cached:
                     self.reused += 1
                 elif h not in self._pending:
                     self._pending[h] = c.index_text
-            self.chunks += len(chunks)
+                    if len(self._pending) >= EMBED_POOL:
+                        self._flush()  # mid-document too: a 1,000-page PDF's 2,400 chunks are five pools, not one
             yield Processed(task, document=doc, chunks=chunks)
-            if len(self._pending) >= EMBED_POOL:
-                self._flush()
         if self.embedder is not None:
             self._flush()
