@@ -7,6 +7,7 @@ questions abstain. Figures per model, for the same-language and the cross-lingua
     python bench/answers.py [--models qwen2.5-coder-1.5b tiny] [--embedding-model e5] [--fusion auto]
                             [--cases all|same|cross] [--kb PATH] [--show]   (--show prints every answer)
                             [--context-tokens N] [--source-tokens N]   (the packing; default: the settings')
+                            [--ids q14 q02t ...]   (only these cases, then the off-topic ones)
 
 Runs in-process with the real packaged models (the embedding model of the default config unless given).
 """
@@ -79,6 +80,7 @@ def main() -> None:
     ap.add_argument("--cases", default="all", choices=("all", "same", "cross"))
     ap.add_argument("--kb", default=None, help="an existing knowledge base of sample_docs (else a throwaway one)")
     ap.add_argument("--show", action="store_true")
+    ap.add_argument("--ids", nargs="+", default=None, help="only these cases (e.g. q14 q02t), then the off-topic ones")
     ap.add_argument("--context-tokens", type=int, default=None, help="issue 14's before: 1200")
     ap.add_argument("--source-tokens", type=int, default=None, help="issue 14's before: 0 (whole sources)")
     args = ap.parse_args()
@@ -90,7 +92,8 @@ def main() -> None:
     from kb.retrieve import open_searcher
 
     _, off_topic = load_questions()
-    questions = [q for q in load_cases() if args.cases == "all" or q["cross"] == (args.cases == "cross")]
+    questions = [q for q in load_cases() if (args.cases == "all" or q["cross"] == (args.cases == "cross"))
+                 and (not args.ids or q["id"] in args.ids)]
     with tempfile.TemporaryDirectory() as tmp:
         flags = {"embedding_model": args.embedding_model} if args.embedding_model else {}
         settings = load_settings(args.kb or str(Path(tmp) / "kb"), flags)
