@@ -125,12 +125,13 @@ OPTIONS: tuple[Option, ...] = (
            "on, off-topic questions over a bilingual corpus were answered more often: issue 12)"),
     Option("variants", int, 3, "query variants the LLM writes for RAG-Fusion", minimum=1),
     Option("top_k", int, 4, "passages retrieved for an answer (the context holds what fits)", minimum=1),
-    Option("context_tokens", int, 500,
+    Option("context_tokens", int, 1200,
            "most tokens of passages put before the LLM (0: all that fit n_ctx); fewer answer sooner on a CPU",
            minimum=0),
-    Option("source_tokens", int, 200,
+    Option("source_tokens", int, 0,
            "most tokens of one passage before the LLM: a longer one keeps the sentences closest to the question "
-           "(0: whole passages)", minimum=0),
+           "(0: whole passages; 200 with context_tokens 500 halves the wait for the first word but lost answers: "
+           "docs/answering.md)", minimum=0),
 )
 OPTION_BY_KEY = {o.key: o for o in OPTIONS}
 
