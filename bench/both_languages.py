@@ -107,18 +107,17 @@ def query_lists(kb_dir: Path, ds_dir: Path, split: str, limit: int = 0, queries:
     return result
 
 
-def minilm_lists(kb_dir: Path, name: str, lists: dict, which: str) -> dict[str, list[int]]:
-    """Each query's exact top-DEPTH MiniLM list over the knowledge base's chunks (`which`: first | mean)."""
-    cache = kb_dir / f"minilm-lists-{name}-{which}.pkl"
+def exact_lists(kb_dir: Path, cache_name: str, lists: dict, model: str, npz: str, key: str) -> dict[str, list[int]]:
+    """Each query's exact top-DEPTH list by `model` over the chunk vectors saved in `npz` (array `key`), cached."""
+    cache = kb_dir / cache_name
     if cache.exists():
         return pickle.loads(cache.read_bytes())
     from kb.embedders import load_embedder
 
-    store = np.load(kb_dir / "minilm.npz")
-    ids, matrix = store["ids"], store[which]
-    emb = load_embedder("minilm")
+    store = np.load(kb_dir / npz)
+    ids, matrix = store["ids"], store[key]
     qids = list(lists["queries"])
-    vectors = emb.embed_queries([lists["queries"][q]["text"] for q in qids])
+    vectors = load_embedder(model).embed_queries([lists["queries"][q]["text"] for q in qids])
     out = {}
     for qid, v in zip(qids, vectors):
         sims = matrix @ v
@@ -127,27 +126,16 @@ def minilm_lists(kb_dir: Path, name: str, lists: dict, which: str) -> dict[str, 
         out[qid] = [int(ids[j]) for j in top]
     cache.write_bytes(pickle.dumps(out))
     return out
+
+
+def minilm_lists(kb_dir: Path, name: str, lists: dict, which: str) -> dict[str, list[int]]:
+    """Each query's exact top-DEPTH MiniLM list over the knowledge base's chunks (`which`: first | mean)."""
+    return exact_lists(kb_dir, f"minilm-lists-{name}-{which}.pkl", lists, "minilm", "minilm.npz", which)
 
 
 def use_lists(kb_dir: Path, name: str, lists: dict) -> dict[str, list[int]]:
     """Each query's exact top-DEPTH USE list over the knowledge base's chunks (use.npz), cached."""
-    cache = kb_dir / f"use-lists-{name}.pkl"
-    if cache.exists():
-        return pickle.loads(cache.read_bytes())
-    from kb.embedders import load_embedder
-
-    store = np.load(kb_dir / "use.npz")
-    ids, matrix = store["ids"], store["vectors"]
-    qids = list(lists["queries"])
-    vectors = load_embedder("use").embed_queries([lists["queries"][q]["text"] for q in qids])
-    out = {}
-    for qid, v in zip(qids, vectors):
-        sims = matrix @ v
-        top = np.argpartition(-sims, DEPTH)[:DEPTH]
-        top = top[np.argsort(-sims[top])]
-        out[qid] = [int(ids[j]) for j in top]
-    cache.write_bytes(pickle.dumps(out))
-    return out
+    return exact_lists(kb_dir, f"use-lists-{name}.pkl", lists, "use", "use.npz", "vectors")
 
 
 def fuse_one(entry: dict, k: float, w_bm25: float, minilm: list[int] | None = None, w_minilm: float = 1.0,
