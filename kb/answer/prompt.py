@@ -73,13 +73,15 @@ def word_overlap(question: str, sentences: Sequence[str]) -> list[float]:
 
 def embedding_scorer(embedder) -> SentenceScorer:
     """Scores sentences by their cosine to the question with an `Embedder` (one batch a source; the question's
-    vector computed once): it finds the sentence that answers a question asked in the other language."""
+    vector computed once): it finds the sentence that answers a question asked in the other language. Sentences
+    are embedded as queries: short texts, and on e5 the query path (ONNX Runtime) is what `kb ask` has loaded
+    already; the documents' path would build the torch model in a process that only searches."""
     asked: dict[str, object] = {}
 
     def score(question: str, sentences: Sequence[str]) -> list[float]:
         if question not in asked:
             asked[question] = embedder.embed_queries([question])[0]
-        return (embedder.embed_documents(list(sentences)) @ asked[question]).tolist()
+        return (embedder.embed_queries(list(sentences)) @ asked[question]).tolist()
 
     return score
 
