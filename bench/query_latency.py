@@ -6,9 +6,10 @@ and whether the new query vectors are interchangeable with the old ones.
 The queries are what bench/ingest.py's `query_p50` times: the first --queries of SciFact and of CMRC 2018 dev,
 each embedded alone (`embed_queries([q])`). Paths, all in this process, timed in blocks (every query once)
 that take turns over --rounds rounds, so a change of load on the shared machine hits them all alike:
-  before         E5Embedder(query_engine="torch"): today's path, torch BertModel in the `auto` precision
+  before         E5Embedder(query_engine="torch"): the torch path in the `auto` precision (transformers'
+                 BertModel when ONNX Runtime came in; since issue 10's memory work the plain-torch encoder)
   after          E5Embedder(): queries on ONNX Runtime fp32 (kb.embedders.e5_onnx)
-  floor_torch    the bare BertModel forward on the same inputs (already tokenised and looked up)
+  floor_torch    the bare torch encoder's forward on the same inputs (already tokenised and looked up)
   floor_onnx     the bare ONNX Runtime session run on the same inputs
   before_1thread the before path with torch.set_num_threads(1) (for the thread-count question)
 Prints each path's p50/p95 (median over rounds of each block's figure), the ratios after/before and
@@ -81,8 +82,7 @@ def main() -> None:
 
     def floor_torch(x):
         with torch.inference_mode():
-            model(inputs_embeds=torch.from_numpy(x[0]).to(before._dtype),  # noqa: SLF001
-                  attention_mask=torch.from_numpy(x[1]))
+            model(torch.from_numpy(x[0]).to(before._dtype), torch.from_numpy(x[1]))  # noqa: SLF001
 
     def floor_onnx(x):
         after._onnx.run(x[0] + after._position_type[:x[0].shape[1]], x[1])  # noqa: SLF001
