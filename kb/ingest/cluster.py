@@ -195,7 +195,7 @@ class RayProcessor:
         ctx.enable_progress_bars = False
         ctx.execution_options.preserve_order = False
         self.workers, resources = plan_workers(ray.cluster_resources(), self.options.ray_workers)
-        files_per_batch = max(1, min(64, len(tasks) // (4 * self.workers)))
+        files_per_batch = max(1, min(64, len(tasks) // (2 * self.workers)))
         cached = np.array(sorted({hash_key(h) for h in self.cache.cached_hashes(self.model_id)}), dtype=np.uint64)
         here = ray.get_runtime_context().get_node_id()
         server = ray.remote(num_cpus=0)(FileServer).options(
