@@ -127,6 +127,17 @@ def test_a_file_over_the_deadline_is_killed_and_the_run_goes_on(tmp_path, monkey
     assert time.monotonic() - started < 30
 
 
+def test_a_file_that_reports_progress_gets_its_budget_from_the_last_page(tmp_path):
+    from kb.ingest.options import ExtractOptions
+    from kb.ingest.workers import run_budgeted
+
+    ticks = []
+    out = list(run_budgeted(["pages", "sleep"], ExtractOptions(timeout=3, memory_mb=256), 1, _misbehave, ahead=2,
+                            on_tick=ticks.append))
+    assert out[0] == ("pages", None) and ticks == [0] * 6  # 4.8 s in all, never 3 s without a page
+    assert "took longer than 3 s" in out[1][1]  # no progress: stopped as before
+
+
 def test_more_workers_start_when_extraction_is_the_slower_side():
     from kb.ingest.options import ExtractOptions
     from kb.ingest.workers import run_budgeted
@@ -163,6 +174,12 @@ def _misbehave(what, options):
         return os.getpid(), None
     if what == "slow":
         time.sleep(1.5)
+    if what == "pages":  # a long scan: 6 pages of 0.8 s, each reported, 4.8 s in all against a 3 s budget
+        from kb.ingest.workers import tick
+
+        for _ in range(6):
+            time.sleep(0.8)
+            tick()
     if what == "sleep":
         time.sleep(600)
     if what == "hog":

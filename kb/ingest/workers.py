@@ -4,7 +4,9 @@ Each worker is a spawned process serving one file at a time over a pipe. Its add
 (`resource.setrlimit(RLIMIT_AS)` = what it uses when idle + `memory_mb`), so a file that needs more fails inside
 the worker with MemoryError (reported "needed more than 2 GB") or, if a C library aborts, kills only the worker.
 The parent waits for each file at most `timeout` seconds; a worker past its deadline is killed, the file reported
-("took longer than 120 s") and a fresh worker started. Results come back in task order.
+("took longer than 120 s") and a fresh worker started. A file that reports progress (`tick()`: every page read by
+OCR) gets `timeout` seconds from its last tick, so a 40-page scan (~5 s a page) is read whole while a file that
+stops making progress is still stopped. Results come back in task order.
 
 Ctrl-C: workers ignore SIGINT, the parent kills them as it unwinds. kill -9 of the parent: a worker blocked on
 its pipe reads EOF and exits; one busy with a file finds its parent gone when it sends the result and exits then.
@@ -113,7 +115,8 @@ class _Worker:
         """The next result; None when it was the worker's ready signal (the file's deadline starts then) or a
         tick (passed on as `on_tick(task)`). Sets `retiring` when the worker exits after this result."""
         message = self.conn.recv()
-        if message == _TICK:
+        if message == _TICK:  # progress (a page read by OCR): the file's clock starts again
+            self.deadline = time.monotonic() + self.timeout
             on_tick(self.task)
             return None
         if message == _READY:
