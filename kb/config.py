@@ -87,8 +87,8 @@ OPTIONS: tuple[Option, ...] = (
            "extraction (0: extract in the main process, without the time and memory budgets)",
            minimum=0),
     Option("extract_timeout", float, 120.0,
-           "seconds one file's extraction may take (counted from its last page read by OCR) before its worker is killed "
-           "and the file reported", minimum=1),
+           "seconds one file's extraction may take (counted from its last page read by OCR) before its worker is "
+           "killed and the file reported", minimum=1),
     Option("extract_memory_mb", int, 2048,
            "memory (MB of address space) one file's extraction may use before it is stopped and reported",
            minimum=256),
