@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import FakeEmbedder
 from kb import heap
 from kb.ingest import IngestOptions, ingest
@@ -47,7 +48,7 @@ def test_e5_gives_back_memory_after_long_batches_only(default_embedder, monkeypa
     import kb.embedders.e5 as e5
 
     if not isinstance(default_embedder, e5.E5Embedder):
-        return
+        pytest.skip("the default embedder is not e5 here")
     trims = []
     monkeypatch.setattr(e5, "give_back_freed_memory", lambda: trims.append(1))
     default_embedder.embed_queries(["how do I reset the pump?"])

@@ -58,6 +58,7 @@ QUERY_ENGINES = ("auto", "torch")
 # it (a trim costs ~25-50 ms, a query ~20 ms).
 TRIM_TOKENS = 4096
 
+
 def planned_query_engine(device: str | None = None, query_engine: str = "auto") -> tuple[str, str]:
     """(engine, why): what e5's queries will run on, decided without importing anything (kb doctor)."""
     if query_engine == "torch":

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kb.heap import give_back_freed_memory
+
 __all__ = ["DPI", "MODEL_FILES", "model_paths", "engine", "ocr_image", "ocr_lines", "set_page_listener"]
 
 DPI = 150  # PDF pages are rendered at this resolution for OCR (accuracy the same as 200/300 dpi, fastest)
@@ -125,7 +127,6 @@ def upright_lines(img) -> list[tuple]:
 def ocr_image(img) -> str:
     """The text of a page image in reading order (columns, skew and orientation handled); "" if none."""
     from kb.extract.reading_order import lines_to_text
-    from kb.heap import give_back_freed_memory
 
     text = lines_to_text(upright_lines(img)).translate(_COMPAT)
     give_back_freed_memory()  # a page's activations, which glibc would keep (~450 -> ~160 MB resident after it)
