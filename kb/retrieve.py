@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kb.config import OPTION_BY_KEY
+from kb.config import OPTION_BY_KEY, models_dir
 from kb.store import KnowledgeBase
 
 MODES = ("hybrid", "dense", "bm25")
@@ -349,6 +349,6 @@ def open_searcher(settings) -> Searcher:
         reranker = CrossEncoderReranker(settings.reranker, device=pick_device(settings.device),
                                         allow_network=settings.allow_network)
     return Searcher(kb, lambda: load_embedder(spec, device=settings.device, allow_network=settings.allow_network,
-                                              precision=settings.embed_precision),
+                                              precision=settings.embed_precision, cache_dir=str(models_dir(settings))),
                     reranker=reranker, rrf_k=settings.rrf_k, candidates=settings.candidates,
                     bm25_weight=settings.bm25_weight)

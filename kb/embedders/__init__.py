@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from kb.config import models_dir
 from kb.errors import ModelNotFound
 from kb.models.locate import in_hf_cache, package_dir
 
@@ -60,7 +61,7 @@ class ResolvedModel:
 # ---- backends --------------------------------------------------------------------------------------
 
 def _load_sentence_transformers(resolved: ResolvedModel, device: str, allow_network: bool,
-                                precision: str) -> "Embedder":
+                                precision: str, cache_dir: str | None) -> "Embedder":
     from kb.embedders.st import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(resolved.model_id, resolved.location, device=pick_device(device),
@@ -75,10 +76,11 @@ def _sentence_transformers_dim(resolved: ResolvedModel) -> int | None:
     return sentence_transformers_dimension(Path(resolved.location))
 
 
-def _load_e5(resolved: ResolvedModel, device: str, allow_network: bool, precision: str) -> "Embedder":
+def _load_e5(resolved: ResolvedModel, device: str, allow_network: bool, precision: str,
+             cache_dir: str | None) -> "Embedder":
     from kb.embedders.e5 import E5Embedder
 
-    return E5Embedder(resolved.location, device=pick_device(device), precision=precision)
+    return E5Embedder(resolved.location, device=pick_device(device), precision=precision, cache_dir=cache_dir)
 
 
 def _e5_dim(resolved: ResolvedModel) -> int:
@@ -88,7 +90,8 @@ def _e5_dim(resolved: ResolvedModel) -> int:
     return E5Embedder.dim
 
 
-def _load_use(resolved: ResolvedModel, device: str, allow_network: bool, precision: str) -> "Embedder":
+def _load_use(resolved: ResolvedModel, device: str, allow_network: bool, precision: str,
+              cache_dir: str | None) -> "Embedder":
     from kb.embedders.use import USEEmbedder
 
     return USEEmbedder(resolved.location)
@@ -104,7 +107,8 @@ def _use_dim(resolved: ResolvedModel) -> int:
 @dataclass(frozen=True)
 class Backend:
     name: str
-    load: Callable[[ResolvedModel, str, bool, str], "Embedder"]  # (resolved, device, allow_network, precision)
+    # (resolved, device, allow_network, precision, cache_dir)
+    load: Callable[[ResolvedModel, str, bool, str, "str | None"], "Embedder"]
     dimension: Callable[[ResolvedModel], int | None]  # cheap, from the files; None: load the model to know
 
 
@@ -153,9 +157,10 @@ def pick_device(device: str) -> str | None:
 
 
 def load_embedder(spec: str, device: str = "auto", allow_network: bool = False,
-                  precision: str = "auto") -> "Embedder":
+                  precision: str = "auto", cache_dir: str | None = None) -> "Embedder":
     """Load the embedder for `spec`. Imports torch (or the backend's engine): only call when needed.
-    `precision` (the `embed_precision` setting): auto | fp32 | bf16, see kb.embedders.precision."""
+    `precision` (the `embed_precision` setting): auto | fp32 | bf16 | int8, see kb.embedders.precision.
+    `cache_dir`: where models built from the packaged ones are kept (e5's int8 encoder; None: kb's models dir)."""
     resolved = resolve_embedder(spec, allow_network=allow_network)
     if not allow_network:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -163,7 +168,7 @@ def load_embedder(spec: str, device: str = "auto", allow_network: bool = False,
     backend = BACKENDS.get(resolved.backend)
     if backend is None:
         raise ModelNotFound(f"no backend {resolved.backend!r} for {spec!r}")
-    return backend.load(resolved, device, allow_network, precision)
+    return backend.load(resolved, device, allow_network, precision, cache_dir)
 
 
 def embedding_dimension(resolved: ResolvedModel, settings) -> int:
@@ -173,7 +178,7 @@ def embedding_dimension(resolved: ResolvedModel, settings) -> int:
     if dim:
         return dim
     return int(load_embedder(resolved.spec, device=settings.device, allow_network=settings.allow_network,
-                             precision=settings.embed_precision).dim)
+                             precision=settings.embed_precision, cache_dir=models_dir(settings)).dim)
 
 
 def numeric_path(resolved: ResolvedModel, settings) -> str:
@@ -183,8 +188,18 @@ def numeric_path(resolved: ResolvedModel, settings) -> str:
     from kb.embedders.precision import choose_precision
 
     device = None if settings.device == "auto" else settings.device  # auto: CPU unless torch finds a GPU
-    p = choose_precision(settings.embed_precision, device)
+    p = choose_precision(settings.embed_precision, device, int8=resolved.backend == "e5-q4")
     path = f"{p.name} ({p.reason})"
+    if p.name == "int8":
+        from kb.embedders.e5 import INT8_BUILD_AFTER, WEIGHTS
+        from kb.embedders.e5_openvino import built_folder
+
+        weights = Path(resolved.location)
+        folder = built_folder(weights / WEIGHTS if weights.is_dir() else weights, models_dir(settings))
+        path += (f"; OpenVINO int8 encoder built in {folder}" if folder else
+                 "; OpenVINO int8 encoder not built yet: " +
+                 ("the next ingest builds it (~30-40 s, once)" if not p.reason.startswith("auto") else
+                  f"an ingest of {INT8_BUILD_AFTER:,}+ chunks builds it (~30-40 s, once), smaller ones run bf16/fp32"))
     if resolved.backend == "e5-q4":
         from kb.embedders.e5 import planned_query_engine
 

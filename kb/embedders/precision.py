@@ -1,4 +1,5 @@
-"""Which numeric path the embedders run on: bf16 weights where the CPU multiplies bf16 natively, else fp32.
+"""Which numeric path the embedders run on: int8 (e5 only, OpenVINO) where the CPU has VNNI, bf16 weights where it
+multiplies bf16 natively, else fp32.
 
 Measured on this machine (Xeon with AVX-512 BF16 and VNNI, 2 cores; bench/ingest.py, docs/embedding.md):
 a bf16 copy of the weights with fp32 pooling encodes e5 ~2x faster than fp32 and its vectors agree with the
@@ -6,6 +7,10 @@ fp32 ones to a cosine >= 0.9999 (SciFact), so vectors from either path are inter
 id does not change. On a CPU without AVX512_BF16 or AMX, oneDNN emulates bf16 and it is slower than fp32,
 so there `auto` stays on fp32. torch's own `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is not enough:
 it is True on any AVX-512 CPU, emulated or not; the CPU flags are what decide.
+
+e5's int8 path (kb.embedders.e5_openvino) quantizes every matrix product but the FFN down-projections, which keeps
+its vectors within a cosine of 0.999 of fp32 (SciFact, CMRC) at ~1.7x bf16's speed; it needs VNNI (AVX-512
+VNNI, AVX-VNNI or AMX) to be fast, and the openvino and nncf packages. Other models have no int8 path.
 
 Reading /proc/cpuinfo costs ~1 ms and imports nothing, so `kb doctor` can say which path is used and why.
 """
@@ -15,13 +20,14 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
 
 
 @dataclass(frozen=True)
 class Precision:
-    name: str  # "fp32" or "bf16": the dtype the model's weights and activations use
+    name: str  # "fp32", "bf16" or "int8": the arithmetic of the model's matrix products
     reason: str  # why, for `kb doctor`
 
 
@@ -45,9 +51,23 @@ def native_bf16() -> str | None:
     return next((f for f in BF16_FLAGS if f in flags), None)
 
 
-def choose_precision(requested: str = "auto", device: str | None = None) -> Precision:
-    """The path for `requested` (the `embed_precision` setting) on `device` (None/"cpu": the CPU).
-    Models on a GPU keep fp32 under `auto` (their own kernels decide there; not measured here)."""
+def native_int8() -> str | None:
+    """The flag that makes int8 matrix products fast on this CPU (AMX, AVX-512 VNNI or AVX-VNNI), or None."""
+    flags = cpu_flags()
+    return next((f for f in INT8_FLAGS if f in flags), None)
+
+
+def int8_missing() -> list[str]:
+    """The packages e5's int8 path needs that are not installed (looked up, not imported)."""
+    import importlib.util
+
+    return [m for m in ("openvino", "nncf") if importlib.util.find_spec(m) is None]
+
+
+def choose_precision(requested: str = "auto", device: str | None = None, int8: bool = False) -> Precision:
+    """The path for `requested` (the `embed_precision` setting) on `device` (None/"cpu": the CPU); `int8`: the
+    model has an int8 path (e5). Models on a GPU keep fp32 under `auto` (their own kernels decide there; not
+    measured here)."""
     requested = (requested or "auto").lower()
     if requested not in PRECISIONS:
         raise ValueError(f"embed_precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
@@ -55,8 +75,18 @@ def choose_precision(requested: str = "auto", device: str | None = None) -> Prec
         return Precision("fp32", "embed_precision = fp32")
     if requested == "bf16":
         return Precision("bf16", "embed_precision = bf16")
-    if device not in (None, "cpu"):
+    on_cpu = device in (None, "cpu")
+    if requested == "int8":
+        if int8 and on_cpu and not int8_missing():
+            return Precision("int8", "embed_precision = int8")
+        why = ("this model has no int8 path" if not int8 else f"device {device}" if not on_cpu
+               else f"{' and '.join(int8_missing())} not installed")
+        fallback = choose_precision("auto", device)
+        return Precision(fallback.name, f"embed_precision = int8, but {why}: {fallback.reason}")
+    if not on_cpu:
         return Precision("fp32", f"auto: device {device}")
+    if int8 and (flag := native_int8()) and not int8_missing():
+        return Precision("int8", f"auto: the CPU has {flag}")
     flag = native_bf16()
     if flag:
         return Precision("bf16", f"auto: the CPU has {flag}")

@@ -110,6 +110,7 @@ def ingest_with_settings(settings, options: IngestOptions, on_progress: Callable
                          on_model_load: Callable[[str], None] | None = None) -> IngestReport:
     """`ingest` with the embedding model chosen from settings: the knowledge base's recorded model unless
     the user configured another one explicitly."""
+    from kb.config import models_dir
     from kb.embedders import embedding_spec, load_embedder, resolve_embedder
 
     kb = KnowledgeBase(settings.kb_path)
@@ -117,7 +118,7 @@ def ingest_with_settings(settings, options: IngestOptions, on_progress: Callable
     resolved = resolve_embedder(spec, allow_network=settings.allow_network)
 
     load = functools.partial(load_embedder, spec, device=settings.device, allow_network=settings.allow_network,
-                             precision=settings.embed_precision)
+                             precision=settings.embed_precision, cache_dir=str(models_dir(settings)))
     if options.ray_address:  # the factory runs on the Ray workers: say it here, once, and ship the plain one
         if on_model_load:
             on_model_load(resolved.model_id)
