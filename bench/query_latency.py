@@ -82,7 +82,7 @@ def main() -> None:
 
     def floor_torch(x):
         with torch.inference_mode():
-            model(torch.from_numpy(x[0]).to(before._dtype), torch.from_numpy(x[1]))  # noqa: SLF001
+            model(torch.from_numpy(x[0]).to(model.dtype), torch.from_numpy(x[1]))
 
     def floor_onnx(x):
         after._onnx.run(x[0] + after._position_type[:x[0].shape[1]], x[1])  # noqa: SLF001

@@ -190,6 +190,20 @@ def dense_weights(w: dict) -> dict[str, "np.ndarray"]:
     return out
 
 
+def _batches(windows: list, rows: int, budget: int, pad_tokens: int):
+    """Consecutive runs of `windows` (sorted by length) of at most `rows`, and, when `budget`, at most `budget`
+    tokens once padded to the longest (rounded up to `pad_tokens`)."""
+    batch: list = []
+    for w in windows:
+        longest = -(-len(w[1]) // pad_tokens) * pad_tokens  # sorted: the newcomer is the longest
+        if batch and (len(batch) == rows or (budget and (len(batch) + 1) * longest > budget)):
+            yield batch
+            batch = []
+        batch.append(w)
+    if batch:
+        yield batch
+
+
 def _threads() -> int:
     """The cores this process may run on."""
     import os
@@ -253,7 +267,6 @@ class E5Embedder:
         `query_engine`: auto | torch. auto: queries run on ONNX Runtime in fp32 on a CPU (kb.embedders.e5_onnx),
         falling back to torch when it cannot be built; torch: queries take the documents' path.
         `cache_dir`: where the int8 encoder is kept once built (None: kb's models dir)."""
-        import torch
         from tokenizers import Tokenizer, models, pre_tokenizers
 
         if query_engine not in QUERY_ENGINES:
@@ -274,12 +287,15 @@ class E5Embedder:
         self._window = w["positions"] - 2
         w["pieces"] = w["scores"] = w["normalise"] = None  # what the lazy model builders need is the rest
         self._w = w
-        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.precision = choose_precision(precision, self._device.type, int8=True)
-        # torch's dtype: the documents' path, or where int8 falls back to (before its encoder is built, or if it fails)
-        bf16 = self.precision.name == "bf16" or (self.precision.name == "int8" and native_bf16() is not None)
-        self._dtype = torch.bfloat16 if bf16 else torch.float32
-        self._bf16 = bf16
+        if device is None:  # torch is imported only to look for a GPU: a process told "cpu" (the int8 build) skips it
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._device = str(device)
+        device_type = self._device.split(":")[0]
+        self.precision = choose_precision(precision, device_type, int8=True)
+        # torch in bf16: the documents' path, or where int8 falls back to (before its encoder is built, or if it fails)
+        self._bf16 = self.precision.name == "bf16" or (self.precision.name == "int8" and native_bf16() is not None)
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._int8 = None  # the OpenVINO encoder once built or loaded; False when it cannot be
         self._int8_texts = 0  # documents embedded on torch so far under auto's int8 (see INT8_BUILD_AFTER)
@@ -288,15 +304,18 @@ class E5Embedder:
         self._torch_model = None  # built at the first use: a query-only process may never need it
         self._onnx = None
         # "onnxruntime" or "torch": what queries run on (until the first query: what they are meant to run on)
-        self.query_engine, why = planned_query_engine(self._device.type, query_engine)
+        self.query_engine, why = planned_query_engine(device_type, query_engine)
         self.query_fallback = None if self.query_engine == "onnxruntime" else why  # why queries run on torch
 
     @property
     def _model(self):
         """The torch encoder in `self.precision` (built at the first use)."""
         if self._torch_model is None:
+            import torch
+
             self._torch_model = TorchEncoder(dense_weights(self._w), self._w["layers"], self._w["heads"],
-                                             self._w["eps"], self._device, self._dtype)
+                                             self._w["eps"], torch.device(self._device),
+                                             torch.bfloat16 if self._bf16 else torch.float32)
         return self._torch_model
 
     def _query_encoder(self):
@@ -351,9 +370,11 @@ class E5Embedder:
         """(batch, tokens) token ids -> (batch, tokens, 384) float32 word embeddings (the 4-bit rows dequantised)."""
         return _dequantise(self._words[ids]).reshape(*ids.shape, self.dim)
 
-    def _encode(self, texts: Sequence[str], prefix: str, batch_size: int, forward=None) -> "np.ndarray":
+    def _encode(self, texts: Sequence[str], prefix: str, batch_size: int, forward=None,
+                shapes: "tuple[int, int, int] | None" = None) -> "np.ndarray":
         """Vectors of `texts` with `prefix`; `forward(embeds, mask)` -> per-row sums of the last hidden state
-        (None: torch)."""
+        (None: torch). `shapes` = (tokens per batch at most, tokens padded to a multiple of, rows padded to a
+        multiple of): batches of few distinct shapes for an engine that keeps memory per shape (OpenVINO)."""
         import numpy as np
 
         if not texts:
@@ -361,14 +382,15 @@ class E5Embedder:
         windows = self.windows(texts, prefix)
         order = sorted(range(len(windows)), key=lambda j: len(windows[j][1]))
         sums = np.zeros((len(texts), self.dim), dtype=np.float64)
-        step = max(1, int(batch_size))
         forward = forward or self._torch_sums
+        budget, pad_tokens, pad_rows = shapes or (0, 1, 1)
         with self._lock:
-            for a in range(0, len(order), step):
-                batch = [windows[j] for j in order[a:a + step]]
-                longest = max(len(ids) for _, ids in batch)
-                ids = np.full((len(batch), longest), self._pad, dtype=np.int64)
-                mask = np.zeros((len(batch), longest), dtype=np.int64)
+            for batch in _batches([windows[j] for j in order], max(1, int(batch_size)), budget, pad_tokens):
+                longest = -(-max(len(ids) for _, ids in batch) // pad_tokens) * pad_tokens
+                rows = -(-len(batch) // pad_rows) * pad_rows
+                ids = np.full((rows, longest), self._pad, dtype=np.int64)
+                mask = np.zeros((rows, longest), dtype=np.int64)
+                mask[len(batch):, 0] = 1  # padding rows: one token each, their output is dropped
                 for row, (_, w) in enumerate(batch):
                     ids[row, :len(w)] = w
                     mask[row, :len(w)] = 1
@@ -377,7 +399,7 @@ class E5Embedder:
                 for row, (i, _) in enumerate(batch):
                     sums[i] += summed[row]  # windows of one text average by their token counts
                 del embeds, mask, summed
-                if len(batch) * longest >= TRIM_TOKENS:
+                if rows * longest >= TRIM_TOKENS:
                     give_back_freed_memory()
         norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(sums / norms, dtype=np.float32)
@@ -388,7 +410,7 @@ class E5Embedder:
 
         model = self._model
         with torch.inference_mode():
-            x = torch.from_numpy(embeds).to(self._device, dtype=self._dtype)
+            x = torch.from_numpy(embeds).to(self._device, dtype=model.dtype)
             m = torch.from_numpy(mask).to(self._device)
             # pooled in fp32: 512 bf16 rows are never summed in bf16
             hidden = model(x, m).float()
@@ -418,6 +440,9 @@ class E5Embedder:
             if folder is None and not build and self._int8_texts + n_texts < INT8_BUILD_AFTER:
                 self._int8_texts += n_texts
                 return None
+            if self._torch_model is not None:  # documents embedded on torch until now: not needed after this
+                self._torch_model = None  # (rebuilt if int8 fails) and not held while the build child runs
+                give_back_freed_memory()
             try:
                 folder = folder or e5_openvino.ensure_built(self.path, self._cache_root())
                 self._int8 = e5_openvino.OpenVinoEncoder(folder, _threads(), bf16=self._bf16)
@@ -447,7 +472,10 @@ class E5Embedder:
         texts = list(texts)
         with self._lock:  # one build of the int8 encoder, not one per thread
             forward = self._document_forward(len(texts))
-        return self._encode(texts, "passage: ", batch_size, forward=forward)
+        from kb.embedders.e5_openvino import SHAPES
+
+        return self._encode(texts, "passage: ", batch_size, forward=forward,
+                            shapes=SHAPES if forward is not None else None)
 
     def embed_queries(self, texts: Sequence[str]) -> "np.ndarray":
         """(n, 384) float32, L2-normalised, with the "query: " prefix. On ONNX Runtime (fp32) unless
