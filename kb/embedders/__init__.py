@@ -198,8 +198,8 @@ def numeric_path(resolved: ResolvedModel, settings) -> str:
         folder = built_folder(weights / WEIGHTS if weights.is_dir() else weights, models_dir(settings))
         path += (f"; OpenVINO int8 encoder built in {folder}" if folder else
                  "; OpenVINO int8 encoder not built yet: " +
-                 ("the next ingest builds it (~30-40 s, once)" if not p.reason.startswith("auto") else
-                  f"an ingest of {INT8_BUILD_AFTER:,}+ chunks builds it (~30-40 s, once), smaller ones run bf16/fp32"))
+                 ("the next ingest builds it (~25-40 s, once)" if settings.embed_precision == "int8" else
+                  f"an ingest of {INT8_BUILD_AFTER:,}+ chunks builds it (~25-40 s, once), smaller ones run bf16/fp32"))
     if resolved.backend == "e5-q4":
         from kb.embedders.e5 import planned_query_engine
 

