@@ -2,8 +2,8 @@
 
 Why: embedding is the whole cost of an ingest, and on a CPU with VNNI (AVX-512 VNNI, AVX-VNNI, AMX) int8
 matrix products run at about twice the rate of bf16. Measured on this 2-core AVX-512 machine over SciFact
-abstracts (docs/embedding.md, bench/ingest.py): OpenVINO int8 encodes ~1.7x as many texts per second as
-kb's torch bf16 path, ~2.7x torch fp32.
+abstracts (docs/embedding.md, bench/ingest.py): OpenVINO int8 encodes ~1.4-1.7x as many texts per second as
+kb's torch bf16 path, ~2.5-2.8x torch fp32.
 
 What is quantized, and why the vectors stay interchangeable: the q/k/v, attention-output and FFN up-projection
 products of layers 1-10 run in int8, with static per-tensor activation ranges and SmoothQuant, calibrated by
@@ -16,9 +16,9 @@ vectors mix with stored fp32/bf16 ones and the model id does not change. Attenti
 products) and LayerNorm run in bf16/fp32.
 
 Building costs ~25-40 s (graph, then NNCF's calibration passes), so it happens once per machine and the result
-is kept in the models dir (`<models_dir>/e5-int8/<key>/`, ~30 MB), keyed by the weight file, the OpenVINO and
+is kept in the models dir (`<models_dir>/e5-int8/<key>/`, ~44 MB), keyed by the weight file, the OpenVINO and
 NNCF versions, the calibration set and this recipe. The build runs in a child process (`python -m
-kb.embedders.e5_openvino`): NNCF imports scikit-learn and scipy and holds the calibration statistics, none of
+kb.embedders.e5_int8_build`): NNCF imports torch, scikit-learn and scipy and holds the calibration statistics, none of
 which the ingest should keep resident. A file lock makes concurrent builders wait for one another; the folder
 appears whole (written beside it, then renamed) or not at all.
 
