@@ -233,8 +233,10 @@ def test_a_session_in_a_terminal(sample_kb):
         child.expect_exact(INPUT_DONE)
         child.expect_exact(SPINNER_STOPPED)
         child.sendintr()
-        child.expect_exact("(cancelled)")
-        child.expect(PROMPT)
+        # on an idle machine the tiny model can finish a short answer before the signal lands: then no
+        # "(cancelled)", but the shell must still be alive at its next prompt
+        if child.expect([re.escape("(cancelled)"), PROMPT]) == 0:
+            child.expect(PROMPT)
 
         shown = step("/show 1", "[1]")
         assert "qf300_" in shown and len(shown.strip().splitlines()) > 2, shown  # file and page, then the text
