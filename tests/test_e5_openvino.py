@@ -69,6 +69,7 @@ def test_auto_builds_only_after_enough_documents(int8_cache, tmp_path, monkeypat
     from kb.embedders.e5 import E5Embedder
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_vnni", "avx512_bf16"})
+    monkeypatch.setattr(precision, "AUTO_INT8", True)
     builds = []
 
     def ensure_built(weights, cache_dir):
@@ -111,6 +112,7 @@ def test_a_failed_build_leaves_no_cache_and_falls_back_to_torch(tmp_path, caplog
 
 def test_precision_choices_for_int8(monkeypatch):
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_vnni", "avx512_bf16"})
+    monkeypatch.setattr(precision, "AUTO_INT8", True)
     assert precision.choose_precision("auto", int8=True).name == "int8"
     assert precision.choose_precision("auto").name == "bf16"  # a model without an int8 path
     minilm = precision.choose_precision("int8")

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
+# auto does not pick int8 yet: on tests/test_cli.py's sample documents it flipped a top-1 search result (close
+# candidates); until that is understood, int8 is opt-in (embed_precision = int8)
+AUTO_INT8 = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def choose_precision(requested: str = "auto", device: str | None = None, int8: b
         return Precision(fallback.name, f"embed_precision = int8, but {why}: {fallback.reason}")
     if not on_cpu:
         return Precision("fp32", f"auto: device {device}")
-    if int8 and (flag := native_int8()) and not int8_missing():
+    if AUTO_INT8 and int8 and (flag := native_int8()) and not int8_missing():
         return Precision("int8", f"auto: the CPU has {flag}")
     flag = native_bf16()
     if flag:
