@@ -4,6 +4,8 @@ that is SentenceTransformer.encode) in the same process.
 
     python bench/ingest.py [--limit N] [--model SPEC] [--datasets scifact cmrc2018-dev] [--precisions fp32 auto]
 
+(`--precisions fp32 int8` for e5's OpenVINO int8 path, which `auto` does not choose yet.)
+
 For each dataset (its corpus.jsonl written out as one Markdown file per record) and each `embed_precision`,
 a child process loads the embedder, ingests the folder (timed), reads its peak RSS (VmHWM) right after the
 ingest, encodes the same chunk texts bare (the floor), embeds 40 of the dataset's queries one at a time

@@ -35,7 +35,7 @@ def test_e5_bf16_vectors_are_interchangeable_with_fp32(default_embedder):
     from kb.embedders.e5 import E5Embedder
 
     texts = _real_texts(16, 8)
-    # the session's e5 when it runs bf16 (auto is int8 on a CPU with VNNI: tests/test_e5_openvino.py), else a load
+    # the session's e5 when it runs bf16 (auto on a CPU with native bf16), else one more load
     fp32 = E5Embedder(precision="fp32")
     bf16 = default_embedder if default_embedder.precision.name == "bf16" else E5Embedder(precision="bf16")
     assert (fp32.precision.name, bf16.precision.name) == ("fp32", "bf16")

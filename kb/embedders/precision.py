@@ -1,5 +1,5 @@
-"""Which numeric path the embedders run on: int8 (e5 only, OpenVINO) where the CPU has VNNI, bf16 weights where it
-multiplies bf16 natively, else fp32.
+"""Which numeric path the embedders run on: bf16 weights where the CPU multiplies bf16 natively, else fp32; int8
+(e5 only, OpenVINO, on a CPU with VNNI) when asked for (`embed_precision = int8`; see AUTO_INT8).
 
 Measured on this machine (Xeon with AVX-512 BF16 and VNNI, 2 cores; bench/ingest.py, docs/embedding.md):
 a bf16 copy of the weights with fp32 pooling encodes e5 ~2x faster than fp32 and its vectors agree with the
@@ -8,8 +8,8 @@ id does not change. On a CPU without AVX512_BF16 or AMX, oneDNN emulates bf16 an
 so there `auto` stays on fp32. torch's own `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is not enough:
 it is True on any AVX-512 CPU, emulated or not; the CPU flags are what decide.
 
-e5's int8 path (kb.embedders.e5_openvino) quantizes every matrix product but the FFN down-projections, which keeps
-its vectors within a cosine of 0.999 of fp32 (SciFact, CMRC) at ~1.7x bf16's speed; it needs VNNI (AVX-512
+e5's int8 path (kb.embedders.e5_openvino) keeps the FFN down-projections and the first and last layers in bf16,
+which keeps its vectors within a cosine of 0.999 of fp32 (SciFact, CMRC) at ~1.4-1.7x bf16's speed; it needs VNNI (AVX-512
 VNNI, AVX-VNNI or AMX) to be fast, and the openvino and nncf packages. Other models have no int8 path.
 
 Reading /proc/cpuinfo costs ~1 ms and imports nothing, so `kb doctor` can say which path is used and why.
