@@ -58,3 +58,20 @@ def test_embedding_documents_does_not_import_transformers():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_batches_keep_to_the_token_budget_in_whole_multiples_of_rows():
+    from kb.embedders.e5 import _batches
+
+    rng = np.random.default_rng(7)
+    windows = sorted(((i, [0] * int(n)) for i, n in enumerate(rng.integers(3, 513, 400))), key=lambda w: len(w[1]))
+    batches = list(_batches(windows, 32, 4096, 32, 4))
+    assert sorted(i for b in batches for i, _ in b) == list(range(400))  # every window once
+    for b in batches:
+        longest = -(-max(len(ids) for _, ids in b) // 32) * 32
+        assert len(b) <= 32 and len(b) * longest <= 4096
+    # every batch but the last of a run of one padded length is a whole multiple of 4 rows: none padded
+    full = [b for b, nxt in zip(batches, batches[1:]) if -(-len(b[-1][1]) // 32) == -(-len(nxt[0][1]) // 32)]
+    assert full and all(len(b) % 4 == 0 for b in full)
+    # without a budget only the row count cuts
+    assert [len(b) for b in _batches(windows, 32, 0, 1)] == [32] * 12 + [16]

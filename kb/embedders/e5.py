@@ -191,13 +191,20 @@ def dense_weights(w: dict) -> dict[str, "np.ndarray"]:
     return out
 
 
-def _batches(windows: list, rows: int, budget: int, pad_tokens: int):
+def _batches(windows: list, rows: int, budget: int, pad_tokens: int, pad_rows: int = 1):
     """Consecutive runs of `windows` (sorted by length) of at most `rows`, and, when `budget`, at most `budget`
-    tokens once padded to the longest (rounded up to `pad_tokens`)."""
+    tokens once padded to the longest (rounded up to `pad_tokens`), in a multiple of `pad_rows` rows where the
+    budget allows: a batch cut at the budget alone (9 rows of 448) is padded up to the next multiple (12 rows), a
+    quarter of the work spent on padding rows (bench/ingest.py: 13.7% of SciFact's padded tokens; 5.1% when cut
+    to whole multiples)."""
     batch: list = []
     for w in windows:
         longest = -(-len(w[1]) // pad_tokens) * pad_tokens  # sorted: the newcomer is the longest
-        if batch and (len(batch) == rows or (budget and (len(batch) + 1) * longest > budget)):
+        cap = rows
+        if budget:
+            fit = max(1, budget // longest)
+            cap = min(rows, fit - fit % pad_rows if fit >= pad_rows else fit)
+        if batch and len(batch) + 1 > cap:
             yield batch
             batch = []
         batch.append(w)
@@ -387,7 +394,7 @@ class E5Embedder:
         forward = forward or self._torch_sums
         budget, pad_tokens, pad_rows = shapes or (0, 1, 1)
         with self._lock:
-            for batch in _batches([windows[j] for j in order], max(1, int(batch_size)), budget, pad_tokens):
+            for batch in _batches([windows[j] for j in order], max(1, int(batch_size)), budget, pad_tokens, pad_rows):
                 longest = -(-max(len(ids) for _, ids in batch) // pad_tokens) * pad_tokens
                 rows = -(-len(batch) // pad_rows) * pad_rows
                 ids = np.full((rows, longest), self._pad, dtype=np.int64)
