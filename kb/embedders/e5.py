@@ -195,8 +195,8 @@ def _batches(windows: list, rows: int, budget: int, pad_tokens: int, pad_rows: i
     """Consecutive runs of `windows` (sorted by length) of at most `rows`, and, when `budget`, at most `budget`
     tokens once padded to the longest (rounded up to `pad_tokens`), in a multiple of `pad_rows` rows where the
     budget allows: a batch cut at the budget alone (9 rows of 448) is padded up to the next multiple (12 rows), a
-    quarter of the work spent on padding rows (over SciFact's first 1,000 records: 13.7% of the padded tokens; 5.1% when cut
-    to whole multiples)."""
+    quarter of the work spent on padding rows (over SciFact's first 1,000 records: 13.7% of the padded tokens;
+    5.1% when cut to whole multiples)."""
     batch: list = []
     for w in windows:
         longest = -(-len(w[1]) // pad_tokens) * pad_tokens  # sorted: the newcomer is the longest
