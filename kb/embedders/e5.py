@@ -191,6 +191,10 @@ def dense_weights(w: dict) -> dict[str, "np.ndarray"]:
     return out
 
 
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 def _batches(windows: list, rows: int, budget: int, pad_tokens: int, pad_rows: int = 1):
     """Consecutive runs of `windows` (sorted by length) of at most `rows`, and, when `budget`, at most `budget`
     tokens once padded to the longest (rounded up to `pad_tokens`), in a multiple of `pad_rows` rows where the
@@ -199,7 +203,7 @@ def _batches(windows: list, rows: int, budget: int, pad_tokens: int, pad_rows: i
     5.1% when cut to whole multiples)."""
     batch: list = []
     for w in windows:
-        longest = -(-len(w[1]) // pad_tokens) * pad_tokens  # sorted: the newcomer is the longest
+        longest = _round_up(len(w[1]), pad_tokens)  # sorted: the newcomer is the longest
         cap = rows
         if budget:
             fit = max(1, budget // longest)
@@ -395,8 +399,8 @@ class E5Embedder:
         budget, pad_tokens, pad_rows = shapes or (0, 1, 1)
         with self._lock:
             for batch in _batches([windows[j] for j in order], max(1, int(batch_size)), budget, pad_tokens, pad_rows):
-                longest = -(-max(len(ids) for _, ids in batch) // pad_tokens) * pad_tokens
-                rows = -(-len(batch) // pad_rows) * pad_rows
+                longest = _round_up(max(len(ids) for _, ids in batch), pad_tokens)
+                rows = _round_up(len(batch), pad_rows)
                 ids = np.full((rows, longest), self._pad, dtype=np.int64)
                 mask = np.zeros((rows, longest), dtype=np.int64)
                 mask[len(batch):, 0] = 1  # padding rows: one token each, their output is dropped

@@ -9,8 +9,9 @@ so there `auto` stays on fp32. torch's own `torch.ops.mkldnn._is_mkldnn_bf16_sup
 it is True on any AVX-512 CPU, emulated or not; the CPU flags are what decide.
 
 e5's int8 path (kb.embedders.e5_openvino) keeps the FFN down-projections and the first and last layers in bf16,
-which keeps its vectors within a cosine of 0.999 of fp32 (SciFact, CMRC) at ~1.4-1.7x bf16's speed; it needs VNNI (AVX-512
-VNNI, AVX-VNNI or AMX) to be fast, and the openvino and nncf packages. Other models have no int8 path.
+which keeps its vectors within a cosine of 0.999 of fp32 (SciFact, CMRC) at ~1.4-1.7x bf16's speed; it needs
+VNNI (AVX-512 VNNI, AVX-VNNI or AMX) to be fast, and the openvino and nncf packages. Other models have no int8
+path.
 
 Reading /proc/cpuinfo costs ~1 ms and imports nothing, so `kb doctor` can say which path is used and why.
 """
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
-# auto does not pick int8 yet: on tests/test_cli.py's sample documents it flipped a top-1 search result (close
-# candidates); until that is understood, int8 is opt-in (embed_precision = int8)
+# auto does not pick int8 yet: on tests/test_cli.py's sample documents it flipped a top-1 search result, through a
+# near-tie among unrelated chunks in the cross-language list that fusion rewards (docs/embedding.md); int8 is
+# opt-in (embed_precision = int8) until that list knows when it holds nothing better
 AUTO_INT8 = False
 
 
