@@ -30,6 +30,11 @@ BM25_WEIGHT = OPTION_BY_KEY["bm25_weight"].default
 # languages"), so a same-language hit cannot push the best passage of the other language out of the top.
 CROSS_SHARE = 0.1
 CROSS_WEIGHT = 1.0  # that list's RRF weight (bench/crosslingual.py)
+# ... scaled by how far its best stands above its 20th (CROSS_STANDOUT_DEPTH): the full weight from a cosine of
+# CROSS_STANDOUT up, less below. A flat list (nothing in the other language is about the question) then cannot
+# hand its arbitrary first the rank-1 share of RRF (bench/cross_weight.py, docs/retrieval.md).
+CROSS_STANDOUT = 0.02
+CROSS_STANDOUT_DEPTH = 20
 # A long question's need (kb.focus) gets a dense list of its own, of this RRF weight (0: none; bench/longdocs.py)
 FOCUS_WEIGHT = 1.0
 
@@ -126,6 +131,14 @@ class Candidates:
                           self.nothing_allowed or other.nothing_allowed)
 
 
+def standout(scores: Sequence[float], depth: int = CROSS_STANDOUT_DEPTH, full: float = CROSS_STANDOUT) -> float:
+    """How clearly a list's best stands out, 0..1: the gap between its first and its `depth`-th score (its last,
+    if shorter) over `full`, capped at 1."""
+    if len(scores) < 2:
+        return 1.0
+    return min(1.0, max(0.0, (scores[0] - scores[min(depth, len(scores)) - 1]) / full))
+
+
 def rrf(ranked_lists: Sequence[Sequence[int]], k: int = RRF_K, weights: Sequence[float] | None = None
         ) -> list[tuple[int, float]]:
     """Reciprocal Rank Fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1. Ties keep first-seen order."""
@@ -212,9 +225,9 @@ class Searcher:
         """Each query's BM25 list (weighted by how many of its words the corpus has) and dense list (the
         queries embedded in one batch), `candidates` deep, within the documents `path_glob` matches. With
         `cross`, when part of the corpus is in the other language than the first query (`cross_language`), one
-        more list: the first query's dense list over that language's chunks alone. In hybrid mode a long first
-        query with a focus (`kb.focus.focus`: its asking sentences without the instructions) gets one more
-        dense list, of that focus."""
+        more list: the first query's dense list over that language's chunks alone, weighted by how clearly its
+        best stands out (`standout`). In hybrid mode a long first query with a focus (`kb.focus.focus`: its
+        asking sentences without the instructions) gets one more dense list, of that focus."""
         from kb.focus import focus
         from kb.text import tokenize
 
@@ -267,8 +280,9 @@ class Searcher:
             if other and self.language_mix()[other] < 1.0:  # (a corpus all in that language: the same list)
                 ids = self.languages[other] if allowed is None else self.languages[other] & allowed
                 if ids:
-                    found.queries.append(QueryLists(queries[0], dense=self.dense.search(
-                        vectors[0], depth, filter_fn=lambda label: label in ids), cross=True))
+                    hits = self.dense.search(vectors[0], depth, filter_fn=lambda label: label in ids)
+                    found.queries.append(QueryLists(queries[0], dense=hits, cross=True,
+                                                    weight=standout([s for _, s in hits])))
             timings["dense"] = (time.perf_counter() - t) * 1000
         return found
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SAMPLE_DOCS, fake_kb
 from kb.ingest import IngestOptions, ingest
-from kb.retrieve import QueryError, Searcher, rrf
+from kb.retrieve import CROSS_STANDOUT, QueryError, Searcher, rrf, standout
 from kb.store import KnowledgeBase
 
 
@@ -29,6 +29,15 @@ def test_rrf_hand_computed():
     assert [k for k, _ in rrf([["x", "y"], ["y"]])] == ["y", "x"]
     assert dict(rrf([["x"], ["y"]], k=60, weights=[2.0, 1.0]))["x"] == pytest.approx(2 / 61)
     assert dict(rrf([["x", "y"]], k=5))["y"] == pytest.approx(1 / 7)  # the default k is 5 (docs/retrieval.md)
+
+
+def test_standout_is_the_gap_from_the_best_to_the_20th_over_cross_standout():
+    # the full weight once the best is CROSS_STANDOUT above the 20th score (the last, in a shorter list)
+    assert standout([0.90, 0.85, 0.80]) == 1.0
+    flat = [0.80 - 0.0001 * i for i in range(30)]  # 0.0019 from the first to the 20th
+    assert standout(flat) == pytest.approx(0.0019 / CROSS_STANDOUT)
+    assert standout([0.80, 0.799, 0.798]) == pytest.approx(0.002 / CROSS_STANDOUT)
+    assert standout([0.8]) == standout([]) == 1.0  # nothing to compare with: as before
 
 
 @pytest.fixture
