@@ -78,8 +78,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("chunk_overlap", int, 32, "tokens repeated between consecutive chunks of a section", minimum=0),
     Option("batch_size", int, 32, "texts per embedding batch", minimum=1),
     Option("embed_precision", str, "auto",
-           "embedding arithmetic: auto (bf16 weights on a CPU with avx512_bf16/amx, else fp32), fp32, bf16, "
-           "int8 (e5 on OpenVINO, opt-in; built once per machine)",
+           "embedding arithmetic: auto (e5 in int8 on OpenVINO on a CPU with VNNI, built once per machine; "
+           "else bf16 weights on a CPU with avx512_bf16/amx; else fp32), fp32, bf16, int8",
            choices=("auto", "fp32", "bf16", "int8")),
     Option("lock_timeout", float, 0.0,
            "seconds a writer waits for another kb process holding the knowledge base", minimum=0),

