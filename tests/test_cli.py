@@ -44,6 +44,22 @@ def test_help_and_status_do_not_import_heavy_libraries(tmp_path):
     assert "HEAVY []" in r.stdout, r.stdout + r.stderr
 
 
+def test_search_imports_neither_torch_nor_the_answering_path(sample_kb):
+    """e5's queries run on ONNX Runtime: `kb search` needs no torch where no GPU can be (it imported torch only to
+    ask, ~1.5-3 s of each search), nor kb.answer (its grounding words ready jieba and the stemmer, ~1.5 s)."""
+    from kb.embedders import gpu_impossible
+
+    if not gpu_impossible():
+        pytest.skip("a GPU may be here: torch is asked whether it can use it")
+    path, _ = sample_kb
+    code = ("import sys; from kb.cli import app\n"
+            f"try: app(['--kb', {str(path)!r}, 'search', 'stirring speed', '--json'])\n"
+            "except SystemExit: pass\n"
+            "print('HEAVY', [m for m in ('torch', 'llama_cpp', 'kb.answer', 'jieba') if m in sys.modules])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "HEAVY []" in r.stdout and '"results"' in r.stdout, r.stdout + r.stderr
+
+
 def test_ingest_sample_docs_and_status(sample_kb):
     path, summary = sample_kb
     assert summary["added"] == 7 and summary["failed"] == [] and summary["unchanged"] == 0

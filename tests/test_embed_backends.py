@@ -205,3 +205,24 @@ def test_modules_import_nothing_heavy():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_auto_device_is_cpu_where_no_gpu_can_be(monkeypatch):
+    """Found without importing torch: a CPU-only torch build, or (Linux) no GPU device node; macOS may have MPS."""
+    import platform
+    from importlib import metadata
+
+    import kb.embedders as embedders
+
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+    monkeypatch.setattr(metadata, "version", lambda name: "2.13.0+cpu")
+    assert embedders.gpu_impossible() and embedders.pick_device("auto") == "cpu"
+    assert embedders.pick_device("cuda") == "cuda"
+    monkeypatch.setattr(metadata, "version", lambda name: "2.13.0")  # a CUDA build...
+    monkeypatch.setattr(embedders.os.path, "exists", lambda p: False)
+    assert embedders.gpu_impossible()  # ...on a machine without a GPU device
+    monkeypatch.setattr(embedders.os.path, "exists", lambda p: p == "/dev/nvidia0")
+    assert not embedders.gpu_impossible() and embedders.pick_device("auto") is None  # torch decides
+    monkeypatch.setattr(platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(metadata, "version", lambda name: "2.13.0+cpu")
+    assert embedders.pick_device("auto") is None

@@ -31,7 +31,6 @@ def search(
 ) -> None:
     """Find the passages that match a query (retrieval only; no LLM unless --translate)."""
     from kb.render import render_hits
-    from kb.answer.fusion import translator
     from kb.retrieve import MODES, open_searcher
 
     if mode not in MODES:
@@ -41,7 +40,11 @@ def search(
     settings = settings_with(reranker="" if no_rerank else reranker)
     searcher = open_searcher(settings)
     try:
-        translation = translator(settings)(searcher, query) if translate else None
+        translation = None
+        if translate:  # kb.answer only then: importing it readies jieba and the stemmer (~1.5 s)
+            from kb.answer.fusion import translator
+
+            translation = translator(settings)(searcher, query)
         response = searcher.search(query, k=top_k, mode=mode, path_glob=path,
                                    extra_queries=[translation] if translation else ())
     finally:

@@ -152,8 +152,29 @@ def resolve_embedder(spec: str, allow_network: bool = False) -> ResolvedModel:
 
 
 def pick_device(device: str) -> str | None:
-    """`auto` lets the backend choose (CUDA/MPS when present)."""
-    return None if device == "auto" else device
+    """`auto` lets the backend choose (CUDA/MPS when present), except where no GPU can be (`gpu_impossible`):
+    there it is "cpu", and e5 does not import torch only to ask (~1.5-3 s of every `kb search` and ingest)."""
+    if device != "auto":
+        return device
+    return "cpu" if gpu_impossible() else None
+
+
+def gpu_impossible() -> bool:
+    """True when torch could not use a GPU here, found without importing it: on Linux or Windows, a CPU-only
+    torch build (its version ends in "+cpu", as the README installs it) or no GPU device node (/dev/nvidia0,
+    /dev/nvidiactl, AMD's /dev/kfd); never on macOS (MPS). False when unsure: torch is then asked."""
+    import platform
+    from importlib import metadata
+
+    if platform.system() == "Darwin":
+        return False
+    try:
+        if metadata.version("torch").endswith("+cpu"):
+            return True
+    except metadata.PackageNotFoundError:
+        return True  # no torch: nothing could run on a GPU
+    return platform.system() == "Linux" and not any(
+        os.path.exists(node) for node in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd"))
 
 
 def load_embedder(spec: str, device: str = "auto", allow_network: bool = False,
