@@ -8,6 +8,7 @@ filter, grounding check), each question twice:
 
     python bench/calibrate.py [--lang zh en] [--n 20] [--model qwen2.5-coder-1.5b] [--dump out.jsonl] [--show]
                               [--context-tokens N] [--source-tokens N]   (the packing; default: the settings')
+    python bench/calibrate.py --names-test 600   (the names test alone over 600 other CMRC questions, no LLM)
 
 Per language it prints the share of answerable questions refused by the model or withdrawn by the grounding
 check (goal <= 5%), the share whose answer holds a gold answer, and the share of unanswerable ones refused
@@ -106,20 +107,52 @@ def report(rows: list[dict]) -> None:
 
 
 def recheck(path: Path) -> None:
-    """The grounding check of the current code over answers recorded with --dump (no LLM)."""
-    from kb.answer.grounding import is_decline, unsupported
+    """The checks of the current code over answers recorded with --dump (no LLM): the names test before the LLM
+    (a question it stops gets no answer) and the grounding check after it. Exact for a dump whose answers the
+    names test did not stop (one made with the test off, e.g. by an older checkout): greedy decoding gives the
+    same answer to the same prompt."""
+    from kb.answer.grounding import is_decline, unmentioned_names, unsupported
     from kb.answer.types import Source
 
     rows = read_jsonl(path)
     for r in rows:
         raw = r["unsupported_answer"] or r["answer"]
-        sources = [Source(s["n"], [0], s["text"], 0.0, 0, path=s["path"]) for s in r["sources"]]
-        if is_decline(raw) or (r["outcome"] == "refused"):
+        sources = [Source(s["n"], [0], s["text"], 0.0, 0, path=s["path"], title=s.get("title"))
+                   for s in r["sources"]]
+        if unmentioned_names(r["question"], sources):
+            r["outcome"] = "refused"
+        elif is_decline(raw) or (r["outcome"] == "refused"):
             r["outcome"] = "refused"
         else:
             r["outcome"] = "withdrawn" if unsupported(raw, sources, r["question"]) else "answered"
         r["gold"] = r["outcome"] == "answered" and holds_answer(raw, r["answers"])
     report(rows)
+
+
+def names_test(n: int, seed: int = 14) -> None:
+    """The names test alone (kb.answer.grounding.unmentioned_names, no LLM) over `n` CMRC questions outside the
+    calibration set, drawn at random: how often it stops an answerable one (its paragraph and the nearest other)
+    and an unanswerable one (the two nearest others, as above)."""
+    from kb.answer.grounding import unmentioned_names
+
+    base = dataset("cmrc2018-dev")
+    held = {row["id"] for row in read_jsonl(HERE / "zh.jsonl")}
+    items = [q for q in read_jsonl(base / "qa.jsonl") if q["id"] not in held]
+    items = random.Random(seed).sample(items, min(n, len(items)))
+    corpus = {d["_id"]: d for d in read_jsonl(base / "corpus.jsonl")}
+    near = Neighbours(corpus)
+    stopped = {"answerable": 0, "unanswerable": 0}
+    for q in items:
+        others = near.nearest(q["question"], lambda i: i == q["doc_id"] or holds_answer(corpus[i]["text"],
+                                                                                       q["answers"]), 2)
+        cases = {"answerable": [corpus[q["doc_id"]], corpus[others[0]]],
+                 "unanswerable": [corpus[i] for i in others]}
+        for kind, docs in cases.items():
+            if unmentioned_names(q["question"], [source(d, r) for r, d in enumerate(docs)]):
+                stopped[kind] += 1
+    figure("names_test_questions", len(items))
+    figure("names_test_answerable_stopped", stopped["answerable"] / len(items))
+    figure("names_test_unanswerable_stopped", stopped["unanswerable"] / len(items))
 
 
 def main() -> None:
@@ -130,12 +163,17 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=["answerable", "unanswerable"])
     ap.add_argument("--dump", type=Path, default=None)
     ap.add_argument("--recheck", type=Path, default=None)
+    ap.add_argument("--names-test", type=int, default=0, metavar="N",
+                    help="only the names test, no LLM, over N other CMRC questions")
     ap.add_argument("--show", action="store_true")
     ap.add_argument("--context-tokens", type=int, default=None, help="issue 14's before: 1200")
     ap.add_argument("--source-tokens", type=int, default=None, help="issue 14's before: 0 (whole sources)")
     args = ap.parse_args()
     if args.recheck:
         recheck(args.recheck)
+        return
+    if args.names_test:
+        names_test(args.names_test)
         return
 
     from kb.answer.asker import Asker
@@ -172,7 +210,8 @@ def main() -> None:
                        "gold": not a["abstained"] and holds_answer(a["answer"], q["answers"]),
                        "seconds": time.perf_counter() - t,
                        "prompt_tokens": a["timings_ms"].get("prompt_tokens"),
-                       "sources": [{"n": s["n"], "path": s["path"], "text": s["text"]} for s in a["sources"]]}
+                       "sources": [{"n": s["n"], "path": s["path"], "title": s["title"], "text": s["text"]}
+                                   for s in a["sources"]]}
                 rows.append(row)
                 if dump:
                     dump.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -246,6 +246,25 @@ def _get_jieba():
     return _jieba
 
 
+# jieba's part-of-speech tags for names: person (nr, nrfg, nrt), place (ns), organisation (nt), other proper noun (nz)
+NAME_TAGS = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz"})
+# ...but not a word jieba's dictionary counts this often: a common word the tagger calls a name (城市 25,084), or a
+# name so common it is context rather than a subject (美国 36,089)
+COMMON_NAME_FREQ = 10_000
+
+
+def han_names(text: str) -> list[str]:
+    """The names in a Chinese text (2+ Han characters that jieba tags as a person, place, organisation or other
+    proper noun: 太浩湖, 王处直, 温哥华太阳报's 太阳报) and not common words (COMMON_NAME_FREQ), in order, each once.
+    A tagger's guess: a rarer common word is sometimes tagged as a name (籍贯, 敬仰)."""
+    import jieba.posseg
+
+    freq = _get_jieba().dt.FREQ  # initialised here, with kb's private cache directory
+    names = [w for w, tag in jieba.posseg.cut(text)
+             if tag in NAME_TAGS and len(w) >= 2 and has_han(w) and freq.get(w, 0) < COMMON_NAME_FREQ]
+    return list(dict.fromkeys(names))
+
+
 def _get_stemmer():
     global _stemmer
     if _stemmer is None:

@@ -27,6 +27,7 @@ from kb.answer import (
     is_decline,
     messages_for,
     pack,
+    unmentioned_names,
     unsupported,
     weak_evidence,
 )
@@ -252,6 +253,25 @@ def test_an_answer_about_something_no_source_mentions_is_caught():
     # a paraphrase may repeat a word or two of the question that the source words differently
     assert unsupported("22 cm of clearance must be left behind the QF-300 [1].", sources,
                        "How much clearance must be left behind the QF-300?") is None
+
+
+def test_a_chinese_question_about_a_name_no_source_mentions_is_refused_before_the_llm():
+    lake = [source(1, "/lakes/西湖.md", None, None, None, None, "", [1], "西湖位于浙江省杭州市西部，湖面面积约6.4平方千米。",
+                   1, 1)]
+    assert unmentioned_names("太浩湖在哪里？", lake) == ["太浩湖"]  # the sources are about another lake
+    assert unmentioned_names("西湖在哪里？", lake) == []
+    assert unmentioned_names("Where is Lake Tahoe?", lake) == []  # English questions: not judged (not measured)
+    tahoe = source(2, "/t.md", None, None, None, None, "", [2], "Lake Tahoe lies on the California-Nevada border.",
+                   1, 2)
+    assert unmentioned_names("太浩湖在哪里？", [*lake, tahoe]) == []  # an English source may name it in English
+    titled = source(1, "/lakes/太浩湖.md", "太浩湖", None, None, None, "", [1], "位于美国加州与内华达州交界。", 1, 1)
+    assert unmentioned_names("太浩湖在哪里？", [titled]) == []  # named by the document's title or file name
+    # a common word the tagger calls a place (城市) is not the question's subject
+    paper = [source(1, "/v.md", None, None, None, None, "", [1], "《温哥华太阳报》是一份在温哥华发行的报纸。", 1, 1)]
+    assert unmentioned_names("《温哥华太阳报》发行于哪个城市？", paper) == []
+    answer = Asker(None, lambda: pytest.fail("the LLM was loaded")).answer_from("太浩湖在哪里？", lake, AskOptions())
+    assert answer.abstained and answer.answer == ABSTAIN["zh"] and answer.abstain_reason == "no source mentions 太浩湖"
+    assert [s.n for s in answer.sources] == [1] and answer.citations == []
 
 
 def test_extractive_answer_picks_matching_sentences_with_citations():

@@ -4,7 +4,8 @@
 - `types`: `Source`, `Citation`, `Answer`, `AskOptions`, `ABSTAIN`;
 - `sources`: search hits to sources (adjacent chunks merged); `prompt`: fencing, the rules, packing;
 - `citations`: the streamed citation filter and inferred citations; `grounding`: the check that an answer is
-  drawn from its sources, declines, loop guards; `evidence`: the weak-evidence gate; `extractive`: --extractive;
+  drawn from its sources, that they name the question's subject, declines, loop guards; `evidence`: the
+  weak-evidence gate; `extractive`: --extractive;
 - `fusion`: RAG-Fusion variants and the confidence test; `conversation`: the shell's follow-up rewriting.
 
 This module only re-exports; the submodules import each other directly, never through `kb.answer`.
@@ -21,6 +22,7 @@ from kb.answer.grounding import (
     LoopGuard,
     drop_repeated_lines,
     is_decline,
+    unmentioned_names,
     unsupported,
 )
 from kb.answer.prompt import ECHO_STOPS, format_source, messages_for, pack, system_prompt, user_prompt
@@ -31,6 +33,6 @@ __all__ = [
     "ABSTAIN", "DECLINE", "ECHO_STOPS", "GROUNDED_MIN_OVERLAP", "INFER_MIN_OVERLAP", "UNMENTIONED_MAX",
     "WEAK_BM25", "WEAK_EVIDENCE", "Answer", "AskOptions", "Asker", "Citation", "CitationFilter", "LoopGuard",
     "Source", "build_sources", "claims", "drop_repeated_lines", "evidence", "extractive_answer", "format_source",
-    "infer_citations", "is_decline", "messages_for", "open_asker", "pack", "system_prompt", "unsupported",
-    "user_prompt", "weak_evidence",
+    "infer_citations", "is_decline", "messages_for", "open_asker", "pack", "system_prompt", "unmentioned_names",
+    "unsupported", "user_prompt", "weak_evidence",
 ]

@@ -14,7 +14,7 @@ from kb.answer.citations import CitationFilter, infer_citations
 from kb.answer.evidence import evidence, weak_evidence
 from kb.answer.extractive import extractive_answer
 from kb.answer.fusion import confident, generate_variants, translate
-from kb.answer.grounding import LoopGuard, drop_repeated_lines, is_decline, unsupported
+from kb.answer.grounding import LoopGuard, drop_repeated_lines, is_decline, unmentioned_names, unsupported
 from kb.answer.prompt import ECHO_STOPS, embedding_scorer, messages_for, pack
 from kb.answer.sources import build_sources
 from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
@@ -180,6 +180,11 @@ class Asker:
         started = time.perf_counter() if started is None else started
         lang = question_language(question)
         answer = answer or Answer(question=question, language=lang)
+        missing = unmentioned_names(question, sources)
+        if missing:  # before the LLM is loaded: it would answer with another subject's fact (docs/answering.md)
+            for n, s in enumerate(sources, 1):
+                s.n = n
+            return self._abstain(answer, sources, f"no source mentions {', '.join(missing)}", on_text, started)
         llm = self.llm
         answer.model = llm.model_id
         answer.sources = pack(question, sources, lang, llm.n_ctx, options.max_tokens, llm.count_tokens,

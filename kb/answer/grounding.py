@@ -1,5 +1,6 @@
-"""The grounding check: whether an answer is drawn from its sources (`unsupported`), whether it declines
-(`is_decline`), and the guards against a small model repeating itself (`LoopGuard`, `drop_repeated_lines`)."""
+"""The grounding check: whether an answer is drawn from its sources (`unsupported`), whether the sources speak
+of what the question names at all (`unmentioned_names`), whether it declines (`is_decline`), and the guards
+against a small model repeating itself (`LoopGuard`, `drop_repeated_lines`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from typing import Sequence
 
 from kb.answer.types import ABSTAIN, Source
-from kb.text import question_language, tokenize
+from kb.text import han_names, question_language, tokenize
 
 # How an answer that declines begins, in the words small models actually use.
 DECLINE = re.compile(
@@ -111,6 +112,18 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
             max(len(added & st) / len(added) for st in source_tokens) < GROUNDED_MIN_OVERLAP:
         return "the answer's words are not in the sources"
     return None
+
+
+def unmentioned_names(question: str, sources: Sequence[Source]) -> list[str]:
+    """The names a Chinese question asks about (`kb.text.han_names`) that no source mentions, in its text, title,
+    heading or file name: the documents do not speak of that subject, and an answer could only put the question's
+    subject on another's fact ("太浩湖位于江苏省苏州市" from a paragraph about another lake). Empty for an English
+    question (not measured there yet), and when a source is in English (it may name the subject in English)."""
+    if not sources or question_language(question) != "zh" or any(question_language(s.text) != "zh"
+                                                                  for s in sources):
+        return []
+    seen = "\n".join(f"{s.text}\n{s.title or ''}\n{s.heading or ''}\n{s.path or ''}" for s in sources)
+    return [name for name in han_names(question) if name not in seen]
 
 
 def _squash(text: str) -> str:
