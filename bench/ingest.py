@@ -4,7 +4,8 @@ that is SentenceTransformer.encode) in the same process.
 
     python bench/ingest.py [--limit N] [--model SPEC] [--datasets scifact cmrc2018-dev] [--precisions fp32 auto]
 
-(`--precisions fp32 int8` for e5's OpenVINO int8 path, which `auto` does not choose yet.)
+(`auto` is e5's OpenVINO int8 path on a CPU with VNNI, bf16 or fp32 elsewhere: `--precisions fp32 bf16 auto`
+compares all three.)
 
 For each dataset (its corpus.jsonl written out as one Markdown file per record) and each `embed_precision`,
 a child process loads the embedder, ingests the folder (timed), reads its peak RSS (VmHWM) right after the

@@ -160,9 +160,9 @@ def pick_device(device: str) -> str | None:
 
 
 def gpu_impossible() -> bool:
-    """True when torch could not use a GPU here, found without importing it: on Linux or Windows, a CPU-only
-    torch build (its version ends in "+cpu", as the README installs it) or no GPU device node (/dev/nvidia0,
-    /dev/nvidiactl, AMD's /dev/kfd); never on macOS (MPS). False when unsure: torch is then asked."""
+    """True when torch could not use a GPU here, found without importing it: a CPU-only torch build (its version
+    ends in "+cpu", as the README installs it), or on Linux no GPU device node (/dev/nvidia0, /dev/nvidiactl,
+    AMD's /dev/kfd); never on macOS (MPS). False when unsure: torch is then asked."""
     import platform
     from importlib import metadata
 
