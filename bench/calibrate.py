@@ -119,9 +119,7 @@ def recheck(path: Path) -> None:
         raw = r["unsupported_answer"] or r["answer"]
         sources = [Source(s["n"], [0], s["text"], 0.0, 0, path=s["path"], title=s.get("title"))
                    for s in r["sources"]]
-        if unmentioned_names(r["question"], sources):
-            r["outcome"] = "refused"
-        elif is_decline(raw) or (r["outcome"] == "refused"):
+        if unmentioned_names(r["question"], sources) or is_decline(raw) or r["outcome"] == "refused":
             r["outcome"] = "refused"
         else:
             r["outcome"] = "withdrawn" if unsupported(raw, sources, r["question"]) else "answered"

@@ -63,9 +63,13 @@ def bilingual_corpus(out: Path) -> None:
 
 
 def fused(searcher, found, way: str, k: int):
+    """`found` (one query's candidate lists, computed once) fused with the cross list weighted `way`."""
+    from kb.retrieve import standout
+
     for lists in found.queries:
         if lists.cross:
-            lists.weight = {"before": 1.0, "without": 0.0}.get(way, lists.weight)
+            lists.weight = standout([s for _, s in lists.dense]) if way == "after" else \
+                {"before": 1.0, "without": 0.0}[way]
     return searcher.fuse(found, k=k, rerank=False)
 
 
@@ -90,8 +94,9 @@ def bilingual(kb_dir: Path, data: Path) -> None:
     for label, queries in sets.items():
         scores = {way: [] for way in WAYS}
         for qid, text in queries.items():
+            found = searcher.candidates([text])
             for way in WAYS:
-                hits = fused(searcher, searcher.candidates([text]), way, 200).hits
+                hits = fused(searcher, found, way, 200).hits
                 scores[way].append(ndcg_at_k(dedupe(doc_id_of(h.path) for h in hits), base.qrels[qid], 10))
         for way in WAYS:
             figure(f"bilingual_{label}_{way}_ndcg10", sum(scores[way]) / len(scores[way]))
@@ -117,9 +122,10 @@ def sample(kb_dir: Path) -> None:
         ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[REPO / "sample_docs"]))
     searcher = open_searcher(settings)
     cases = cross.load_cases()
+    found = {q["id"]: searcher.candidates([q["question"]]) for q in cases}
     for way in WAYS:
-        ranks = [(q["cross"], cross.rank_of(fused(searcher, searcher.candidates([q["question"]]), way, 10), q,
-                                            answers.location_matches)) for q in cases]
+        ranks = [(q["cross"], cross.rank_of(fused(searcher, found[q["id"]], way, 10), q, answers.location_matches))
+                 for q in cases]
         for name, is_cross in (("same_language", False), ("cross_lingual", True)):
             rs = [r for c, r in ranks if c == is_cross]
             for k in (1, 5):

@@ -155,8 +155,6 @@ class Asker:
         if not sources:
             return self._abstain(answer, [], "no passages", on_text, started)
         if weak_evidence(evidence(response.list_scores), self.embedding_model):
-            for n, s in enumerate(sources, 1):
-                s.n = n
             return self._abstain(answer, sources, "weak evidence", on_text, started)
         if options.extractive:
             for n, s in enumerate(sources, 1):
@@ -182,8 +180,6 @@ class Asker:
         answer = answer or Answer(question=question, language=lang)
         missing = unmentioned_names(question, sources)
         if missing:  # before the LLM is loaded: it would answer with another subject's fact (docs/answering.md)
-            for n, s in enumerate(sources, 1):
-                s.n = n
             return self._abstain(answer, sources, f"no source mentions {', '.join(missing)}", on_text, started)
         llm = self.llm
         answer.model = llm.model_id
@@ -259,6 +255,9 @@ class Asker:
         return infer_citations(text, sources, vectors, embed)
 
     def _abstain(self, answer: Answer, nearest: list[Source], reason: str, on_text, started: float) -> Answer:
+        """The refusal, with the nearest sources numbered as they would have been given to the model."""
+        for n, s in enumerate(nearest, 1):
+            s.n = n
         answer.abstained, answer.abstain_reason = True, reason
         answer.answer = ABSTAIN[answer.language]
         answer.sources = nearest
