@@ -224,6 +224,18 @@ def test_figures_are_compared_as_numbers_and_codes_only_within_a_language():
     assert unsupported("Order it as QF-SB-0631 [1].", en, "What is the kit's order number?").endswith(": 0631")
 
 
+def test_a_figure_a_source_spells_out_is_supported():
+    trials = [source(1, "/a.md", None, None, None, None, "", [1],
+                     "Fourteen randomized trials with forty-two sites were pooled.", 1, 1)]
+    assert unsupported("14 trials were pooled [1].", trials, "How many trials were pooled?") is None
+    assert unsupported("42 sites [1].", trials, "How many sites?") is None
+    assert unsupported("15 trials were pooled [1].", trials, "How many trials were pooled?").endswith(": 15")
+    zh = [source(1, "/zh.md", None, None, None, None, "", [1], "该城建于十四世纪，有三个城门，一般人称为统一城。", 1, 1)]
+    assert unsupported("建于14世纪 [1]。", zh, "该城建于哪个世纪？") is None
+    assert unsupported("有3个城门 [1]。", zh, "有几个城门？") is None
+    assert unsupported("有1个城门 [1]。", zh, "有几个城门？")  # 一般 and 统一 are words, not the number one
+
+
 def test_an_answer_about_something_no_source_mentions_is_caught():
     sources = [source(1, "/a.md", None, None, None, None, "", [1],
                       "The QF-300 warranty lasts 27 months from the date of shipment. Leave 22 cm of clearance "

@@ -48,6 +48,35 @@ def _numbers(text: str) -> dict[str, str]:
     return out
 
 
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
+    "seventeen eighteen nineteen".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SPELLED_EN = re.compile(rf"\b(?:({'|'.join(_TENS)})(?:[- ]({'|'.join(_UNITS[1:10])}))?|({'|'.join(_UNITS)}))\b",
+                         re.IGNORECASE)
+_HAN_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+# a Chinese numeral below 100: with 十 (十四, 四十, 四十二), or one digit before a measure word (三个, 五年), since
+# a lone 一 is mostly part of a word (一般, 统一)
+_SPELLED_ZH = re.compile(r"([一二两三四五六七八九]?十[一二三四五六七八九]?)|([零一二两三四五六七八九])(?=[个年月日天次种名位人座部条项岁倍场届世周])")
+
+
+def _spelled_numbers(text: str) -> set[str]:
+    """The numbers a text spells out below 100 ("fourteen", "forty-two", 十四, 三个), as digits: a source that
+    says "fourteen trials" supports an answer that says 14."""
+    out = set()
+    for tens, unit, alone in _SPELLED_EN.findall(text):
+        if alone:
+            out.add(str(_UNITS.index(alone.lower())))
+        else:
+            out.add(str(10 * (_TENS.index(tens.lower()) + 2) + (_UNITS.index(unit.lower()) if unit else 0)))
+    for with_ten, digit in _SPELLED_ZH.findall(text):
+        if digit:
+            out.add(str(_HAN_DIGITS[digit]))
+        else:
+            before, _, after = with_ten.partition("十")
+            out.add(str(10 * (_HAN_DIGITS[before] if before else 1) + (_HAN_DIGITS[after] if after else 0)))
+    return out
+
+
 def _as_written(text: str, tokens: set[str]) -> list[str]:
     """The words of `text` behind some BM25 tokens, as the text writes them (for messages)."""
     out: dict[str, str] = {}
@@ -68,8 +97,8 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
     the sources, still answer from memory ("The capital of Australia is Canberra [1]"), make up a figure, or
     answer a question about something the documents never mention with a nearby fact ("the remote's battery
     lasts 27 months", the warranty's figure). So:
-    - every number the answer has must be in a source (numbers compare across languages; codes such as CO2 are
-      not numbers, they may be translated: 二氧化碳);
+    - every number the answer has must be in a source, in digits or spelled out below 100 (numbers compare
+      across languages; codes such as CO2 are not numbers, they may be translated: 二氧化碳);
     - a word in the other script (Latin letters in a Chinese answer, Han in an English one) is copied, not
       translated, so some source or the question must have it ("QF-300 Pro 的 GPU");
     - an answer to a what/which/how question must add something to it ("QF-300 使用的是 GPU。");
@@ -80,14 +109,15 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
     text = re.sub(r"(?m)^\s*\d{1,2}[.)、]\s*", " ", re.sub(r"\[\d+\]", " ", answer))  # not citations, list markers
     if not sources:
         return None
-    numbers, known_numbers = _numbers(text), set().union(*(_numbers(s.text) for s in sources))
+    numbers = _numbers(text)
+    known_numbers = set().union(*(_numbers(s.text).keys() | _spelled_numbers(s.text) for s in sources))
     invented = [written for n, written in numbers.items() if n not in known_numbers]
     if invented:
         return f"the answer has figures no source has: {', '.join(invented[:5])}"
     lang = question_language(question)  # asked for; a Chinese answer full of codes can look English
     answer_words, question_words = set(tokenize(text)) - _ANSWER_WORDS, set(tokenize(question))
     added = answer_words - question_words  # what the answer adds to the question
-    tokens = [set(tokenize(s.text)) for s in sources]
+    tokens = [set(tokenize(s.text)) | _spelled_numbers(s.text) for s in sources]  # "fourteen" holds 14
     unknown = {w for w in added if _in_other_script(w, lang)} - set().union(*tokens)  # copied, never translated
     if unknown:
         return f"no source has {', '.join(_as_written(text, unknown)[:5])}"
