@@ -240,6 +240,35 @@ def test_kill_9_during_embedding_loses_nothing(tmp_path):
     assert json.loads(kb("--kb", str(path), "status", "--json").stdout)["documents"] == 605
 
 
+def test_ctrl_c_during_an_ingest_exits_130_and_changes_nothing(tmp_path):
+    """Ctrl-C once the run's vectors reach the cache (the real model): exit code 130, the message, the previous
+    commit intact. An embedding thread beside the main one made this exit abort (134) at interpreter shutdown
+    (stop 16, reverted): this is the test that would have caught it."""
+    path = tmp_path / "kb"
+    _write_corpus(tmp_path / "small", 3, seed=3)
+    assert kb("--kb", str(path), "ingest", str(tmp_path / "small")).returncode == 0
+    before = json.loads(kb("--kb", str(path), "status", "--json").stdout)
+    _write_corpus(tmp_path / "more", 300, seed=4)
+    proc = subprocess.Popen([sys.executable, "-m", "kb", "--kb", str(path), "ingest", str(tmp_path / "more")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    db = sqlite3.connect(f"file:{path / 'catalog.sqlite'}?mode=ro", uri=True)
+    cached_before = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] > cached_before:
+            break  # a pool is embedded: the run is in its embedding stage
+        time.sleep(0.05)
+    db.close()
+    assert proc.poll() is None, "the ingest finished before it could be interrupted; make the corpus larger"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr
+    after = json.loads(kb("--kb", str(path), "status", "--json").stdout)
+    assert {k: after[k] for k in ("documents", "chunks", "generation")} == \
+        {k: before[k] for k in ("documents", "chunks", "generation")}
+
+
 def test_global_options_are_accepted_after_the_command(sample_kb):
     from kb.cli import hoist_global_options
 

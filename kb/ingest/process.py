@@ -5,15 +5,10 @@ The contract every processor keeps (the commit relies on it): `run(tasks)` yield
 task order; by the time the iterator is exhausted, the vector of every chunk it yielded is in the knowledge
 base's embedding cache. Vectors reach the cache in pools of EMBED_POOL texts, a huge document's chunks in several
 (the cache is keyed by content and only ever added to, so writing it before the commit publishes nothing).
-
-A pool is embedded on a background thread while this one reads, chunks and tokenizes the next files (the
-inference engines release the GIL); the first pool is small (FIRST_POOL) so that the model starts at once
-instead of waiting for 512 chunks' worth of chunking. Only the main thread touches the cache.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -27,7 +22,6 @@ from kb.ingest.workers import run_budgeted, size_text
 
 EMBED_POOL = 512  # texts per embedding call at most (the embedders sort each call by length); a pool's tokens and
 #                   temporaries are held at once, so a huge document is split over several pools
-FIRST_POOL = 64  # the first pool's size: embedding starts after this many chunks, not EMBED_POOL
 
 
 @dataclass
@@ -109,8 +103,6 @@ class LocalProcessor:
         self.embedder = None
         self.embedded = self.reused = self.chunks = 0
         self._pending: dict[str, str] = {}  # text hash -> index_text still to embed
-        self._pool_size = min(FIRST_POOL, EMBED_POOL)
-        self._inflight: _Pool | None = None  # the pool being embedded on the background thread
         self._files_done = self._files_total = 0
         self._pages = self._ocr_pages = 0  # of the files done
         self._reading: dict[int, int] = {}  # task index -> pages OCR'd so far, of files still being read
@@ -123,28 +115,16 @@ class LocalProcessor:
         return self.embedder
 
     def _flush(self) -> None:
-        """Hand the pending texts to the background thread, after storing the pool it was embedding."""
-        self._drain()
         if not self._pending:
             return
-        self._inflight = _Pool(self.embedder, dict(self._pending), self.options.batch_size)
-        self._pending.clear()
-        self._pool_size = EMBED_POOL
-
-    def _drain(self) -> None:
-        """Wait for the pool on the background thread and store its vectors (re-raising its error, if any)."""
-        pool, self._inflight = self._inflight, None
-        if pool is None:
-            return
-        hashes, vectors = pool.result()
+        hashes = list(self._pending)
+        vectors = self.embedder.embed_documents([self._pending[h] for h in hashes],
+                                                batch_size=self.options.batch_size)
         self.cache.store_vectors(self.model_id, ((h, v.tobytes()) for h, v in zip(hashes, vectors)))
         self.embedded += len(hashes)
-        del vectors
+        self._pending.clear()
         give_back_freed_memory()  # kb.heap: the pool's temporaries, which glibc would keep
         self._emit(self._progress("embed"))
-
-    def _embedding(self, text_hash: str) -> bool:
-        return text_hash in self._pending or (self._inflight is not None and text_hash in self._inflight.texts)
 
     def _progress(self, phase: str, path: str | None = None) -> Progress:
         reading = sum(self._reading.values())
@@ -205,35 +185,10 @@ class LocalProcessor:
                 h = c.text_hash
                 if h in cached:
                     self.reused += 1
-                elif not self._embedding(h):
+                elif h not in self._pending:
                     self._pending[h] = c.index_text
-                    if len(self._pending) >= self._pool_size:
+                    if len(self._pending) >= EMBED_POOL:
                         self._flush()  # mid-document too: a 1,000-page PDF's 2,400 chunks are five pools, not one
             yield Processed(task, document=doc, chunks=chunks)
         if self.embedder is not None:
             self._flush()
-            self._drain()
-
-
-class _Pool:
-    """One pool of texts embedded on a daemon thread (a daemon, so that Ctrl-C during an ingest is not held up
-    by a pool nobody will store: its vectors are only ever stored by the main thread, in `result`)."""
-
-    def __init__(self, embedder, texts: dict[str, str], batch_size: int):
-        self.texts = texts  # text hash -> index_text
-        self._vectors = self._error = None
-        self._thread = threading.Thread(target=self._run, args=(embedder, batch_size), daemon=True,
-                                        name="kb-embed")
-        self._thread.start()
-
-    def _run(self, embedder, batch_size: int) -> None:
-        try:
-            self._vectors = embedder.embed_documents(list(self.texts.values()), batch_size=batch_size)
-        except BaseException as e:  # handed to the main thread, which raises it
-            self._error = e
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return list(self.texts), self._vectors

@@ -8,6 +8,7 @@ leaves the previous state whole and the next run reuses the vectors it already c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from typing import Callable
@@ -51,8 +52,9 @@ def ingest(kb: KnowledgeBase, options: IngestOptions, embedding_spec: str, embed
 
         processor = _processor_class(options)(options, embedder_factory, model_id, cat, on_progress=emit,
                                               on_embedder=check_dimension)
-        for item in processor.run(plan.tasks):
-            _apply(item, changes, report)
+        with contextlib.closing(processor.run(plan.tasks)) as items:  # closed at once on Ctrl-C, not at exit
+            for item in items:
+                _apply(item, changes, report)
         report.chunks_embedded, report.chunks_reused = processor.embedded, processor.reused
 
         changes.rebuild = rebuild
