@@ -150,6 +150,48 @@ def test_interrupt_during_embedding_leaves_previous_state(tmp_path, folder):
     assert [p.endswith("new.md") for p in r.added] == [True]
 
 
+def test_the_next_files_are_chunked_while_a_pool_is_embedded(tmp_path, monkeypatch):
+    """kb.ingest.process: while the first pool (FIRST_POOL texts) is embedded, on the main thread, the helper
+    thread reads and chunks the next files; a synchronous pool would leave no chunking to happen meanwhile."""
+    import threading
+
+    import kb.ingest.process as process
+
+    monkeypatch.setattr(process, "FIRST_POOL", 2)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(6):
+        (docs / f"n{i}.md").write_text(f"# Note {i}\n\nPump {i} moves {i * 3} litres a minute.\n")
+
+    class Watching(FakeEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.embedding = threading.Event()
+            self.chunked_meanwhile = threading.Event()
+            self.threads: set[str] = set()
+
+        def count_tokens(self, texts):
+            if self.embedding.is_set():
+                self.chunked_meanwhile.set()
+            return super().count_tokens(texts)
+
+        def embed_documents(self, texts, batch_size=32):
+            self.threads.add(threading.current_thread().name)
+            if not self.chunked_meanwhile.is_set():
+                self.embedding.set()
+                self.chunked_meanwhile.wait(timeout=20)
+                self.embedding.clear()
+            return super().embed_documents(texts, batch_size)
+
+    emb = Watching()
+    kb = KnowledgeBase(tmp_path / "kb")
+    report = ingest(kb, IngestOptions(paths=[docs], workers=0), "fake", lambda: emb, emb.model_id)
+    assert emb.chunked_meanwhile.is_set()
+    assert emb.threads == {threading.main_thread().name}  # the model runs on the main thread only
+    assert report.chunks_embedded == report.chunks_total == 6 and len(report.added) == 6
+    assert kb.catalog(readonly=True).count_chunks() == 6
+
+
 def test_force_rebuilds_and_reuses_cached_vectors(tmp_path, folder):
     kb = KnowledgeBase(tmp_path / "kb")
     first = _run(kb, [folder])

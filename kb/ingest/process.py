@@ -5,10 +5,17 @@ The contract every processor keeps (the commit relies on it): `run(tasks)` yield
 task order; by the time the iterator is exhausted, the vector of every chunk it yielded is in the knowledge
 base's embedding cache. Vectors reach the cache in pools of EMBED_POOL texts, a huge document's chunks in several
 (the cache is keyed by content and only ever added to, so writing it before the commit publishes nothing).
+
+While a pool is embedded (on this thread: the inference engines stay on the main thread, where an interrupted
+process can exit cleanly), a helper thread reads and chunks the next files, up to the next pool's worth, so the
+tokenizers and jieba run beside the model instead of between its pools; the first pool is small (FIRST_POOL) so
+that the model starts at once.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -22,6 +29,7 @@ from kb.ingest.workers import run_budgeted, size_text
 
 EMBED_POOL = 512  # texts per embedding call at most (the embedders sort each call by length); a pool's tokens and
 #                   temporaries are held at once, so a huge document is split over several pools
+FIRST_POOL = 64  # the first pool's size: embedding starts after this many chunks, not EMBED_POOL
 
 
 @dataclass
@@ -106,6 +114,9 @@ class LocalProcessor:
         self._files_done = self._files_total = 0
         self._pages = self._ocr_pages = 0  # of the files done
         self._reading: dict[int, int] = {}  # task index -> pages OCR'd so far, of files still being read
+        self._pool_size = min(FIRST_POOL, EMBED_POOL)
+        self._files = None  # iterator of _Read, one per task, in order
+        self._ahead: deque = deque()  # files the helper read and chunked while a pool was embedded
 
     def _load(self):
         if self.embedder is None:
@@ -118,11 +129,16 @@ class LocalProcessor:
         if not self._pending:
             return
         hashes = list(self._pending)
-        vectors = self.embedder.embed_documents([self._pending[h] for h in hashes],
-                                                batch_size=self.options.batch_size)
+        reader = _ReadAhead(self._files, self._ahead, EMBED_POOL)  # reads on while the model runs
+        try:
+            vectors = self.embedder.embed_documents([self._pending[h] for h in hashes],
+                                                    batch_size=self.options.batch_size)
+        finally:
+            reader.finish()
         self.cache.store_vectors(self.model_id, ((h, v.tobytes()) for h, v in zip(hashes, vectors)))
         self.embedded += len(hashes)
         self._pending.clear()
+        self._pool_size = EMBED_POOL
         give_back_freed_memory()  # kb.heap: the pool's temporaries, which glibc would keep
         self._emit(self._progress("embed"))
 
@@ -155,40 +171,104 @@ class LocalProcessor:
             c.lang = text_language(c.index_text)
         return chunks
 
-    def run(self, tasks: Sequence[FileTask]) -> Iterator[Processed]:
-        self._files_total = len(tasks)
+    def _read(self, tasks: Sequence[FileTask]) -> Iterator["_Read"]:
+        """Each task's file read and chunked (on whichever thread pulls: this one, or the helper during a pool)."""
         extracted = extract_all([t.path for t in tasks], self.options.extraction(), self.options.workers,
                                 on_page=self._page_read)
         for index, (task, (path, doc, error)) in enumerate(zip(tasks, extracted)):
-            self._files_done += 1
-            self._reading.pop(index, None)
-            if doc is not None:
-                self._pages += doc.pages or 0
-                self._ocr_pages += doc.ocr_pages
-            self._emit(self._progress("extract", path))
-            if error is not None:
-                yield Processed(task, error=error)
-                continue
-            try:
-                chunks = self.chunk(doc)
-            except Exception as e:
-                if self.embedder is None:
-                    raise  # the model itself could not be loaded or was rejected: not this file's fault
-                yield Processed(task, error=f"unexpected error while chunking: {type(e).__name__}: {e}")
-                continue
-            if not chunks:
-                yield Processed(task, error="no text to index")
-                continue
-            cached = self.cache.cached_vectors(self.model_id, [c.text_hash for c in chunks])
-            self.chunks += len(chunks)
-            for c in chunks:
-                h = c.text_hash
-                if h in cached:
-                    self.reused += 1
-                elif h not in self._pending:
-                    self._pending[h] = c.index_text
-                    if len(self._pending) >= EMBED_POOL:
-                        self._flush()  # mid-document too: a 1,000-page PDF's 2,400 chunks are five pools, not one
-            yield Processed(task, document=doc, chunks=chunks)
-        if self.embedder is not None:
-            self._flush()
+            item = _Read(index, task, path, doc, error)
+            if doc is not None and error is None:
+                try:
+                    item.chunks = self.chunk(doc)
+                except Exception as e:
+                    if self.embedder is None:
+                        raise  # the model itself could not be loaded or was rejected: not this file's fault
+                    item.error = f"unexpected error while chunking: {type(e).__name__}: {e}"
+            yield item
+
+    def _next(self) -> "_Read | None":
+        if self._ahead:
+            return self._ahead.popleft()
+        return next(self._files, None)
+
+    def run(self, tasks: Sequence[FileTask]) -> Iterator[Processed]:
+        self._files_total = len(tasks)
+        self._files = self._read(tasks)
+        try:
+            while (item := self._next()) is not None:
+                yield from self._take(item)
+            if self.embedder is not None:
+                self._flush()
+        finally:
+            self._ahead.clear()
+            self._files.close()
+
+    def _take(self, item: "_Read") -> Iterator[Processed]:
+        task, doc = item.task, item.doc
+        self._files_done += 1
+        self._reading.pop(item.index, None)
+        if doc is not None:
+            self._pages += doc.pages or 0
+            self._ocr_pages += doc.ocr_pages
+        self._emit(self._progress("extract", item.path))
+        if item.error is not None:
+            yield Processed(task, error=item.error)
+            return
+        chunks = item.chunks
+        if not chunks:
+            yield Processed(task, error="no text to index")
+            return
+        cached = self.cache.cached_vectors(self.model_id, [c.text_hash for c in chunks])
+        self.chunks += len(chunks)
+        for c in chunks:
+            h = c.text_hash
+            if h in cached:
+                self.reused += 1
+            elif h not in self._pending:
+                self._pending[h] = c.index_text
+                if len(self._pending) >= self._pool_size:
+                    self._flush()  # mid-document too: a 1,000-page PDF's 2,400 chunks are five pools, not one
+        yield Processed(task, document=doc, chunks=chunks)
+
+
+@dataclass
+class _Read:
+    """One file as read and chunked (chunks with BM25 tokens; vectors not yet looked up), or why not."""
+
+    index: int
+    task: FileTask
+    path: str
+    doc: Document | None
+    error: str | None
+    chunks: list[Chunk] = field(default_factory=list)
+
+
+class _ReadAhead:
+    """A helper thread that pulls read-and-chunked files into `ahead` while the main thread embeds a pool, until
+    they hold `chunks` chunks or the files run out. Pure Python, jieba and the tokenizers run on it, never an
+    inference engine. `finish()` stops it after the file under way and re-raises what it raised."""
+
+    def __init__(self, files: Iterator[_Read], ahead: deque, chunks: int):
+        self._files, self._ahead, self._chunks = files, ahead, chunks
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="kb-read-ahead")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            have = sum(len(item.chunks) for item in self._ahead)
+            while have < self._chunks and not self._stop.is_set():
+                item = next(self._files, None)
+                if item is None:
+                    return
+                self._ahead.append(item)
+                have += len(item.chunks)
+        except BaseException as e:  # raised on the main thread, by finish()
+            self._error = e
+
+    def finish(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
