@@ -110,14 +110,15 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
     if not sources:
         return None
     numbers = _numbers(text)
-    known_numbers = set().union(*(_numbers(s.text).keys() | _spelled_numbers(s.text) for s in sources))
+    spelled = [_spelled_numbers(s.text) for s in sources]  # "Fourteen trials" holds 14
+    known_numbers = set().union(*(_numbers(s.text).keys() | sp for s, sp in zip(sources, spelled)))
     invented = [written for n, written in numbers.items() if n not in known_numbers]
     if invented:
         return f"the answer has figures no source has: {', '.join(invented[:5])}"
     lang = question_language(question)  # asked for; a Chinese answer full of codes can look English
     answer_words, question_words = set(tokenize(text)) - _ANSWER_WORDS, set(tokenize(question))
     added = answer_words - question_words  # what the answer adds to the question
-    tokens = [set(tokenize(s.text)) | _spelled_numbers(s.text) for s in sources]  # "fourteen" holds 14
+    tokens = [set(tokenize(s.text)) | sp for s, sp in zip(sources, spelled)]
     unknown = {w for w in added if _in_other_script(w, lang)} - set().union(*tokens)  # copied, never translated
     if unknown:
         return f"no source has {', '.join(_as_written(text, unknown)[:5])}"

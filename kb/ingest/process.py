@@ -115,7 +115,7 @@ class LocalProcessor:
         self._pages = self._ocr_pages = 0  # of the files done
         self._reading: dict[int, int] = {}  # task index -> pages OCR'd so far, of files still being read
         self._pool_size = min(FIRST_POOL, EMBED_POOL)
-        self._files = None  # iterator of _Read, one per task, in order
+        self._files = None  # (task index, Processed read and chunked), one per task, in order
         self._ahead: deque = deque()  # files the helper read and chunked while a pool was embedded
 
     def _load(self):
@@ -171,12 +171,13 @@ class LocalProcessor:
             c.lang = text_language(c.index_text)
         return chunks
 
-    def _read(self, tasks: Sequence[FileTask]) -> Iterator["_Read"]:
-        """Each task's file read and chunked (on whichever thread pulls: this one, or the helper during a pool)."""
+    def _read(self, tasks: Sequence[FileTask]) -> Iterator[tuple[int, Processed]]:
+        """(task index, the file read and chunked: vectors not yet looked up), on whichever thread pulls: this one,
+        or the helper during a pool."""
         extracted = extract_all([t.path for t in tasks], self.options.extraction(), self.options.workers,
                                 on_page=self._page_read)
-        for index, (task, (path, doc, error)) in enumerate(zip(tasks, extracted)):
-            item = _Read(index, task, path, doc, error)
+        for index, (task, (_, doc, error)) in enumerate(zip(tasks, extracted)):
+            item = Processed(task, document=doc, error=error)
             if doc is not None and error is None:
                 try:
                     item.chunks = self.chunk(doc)
@@ -184,9 +185,9 @@ class LocalProcessor:
                     if self.embedder is None:
                         raise  # the model itself could not be loaded or was rejected: not this file's fault
                     item.error = f"unexpected error while chunking: {type(e).__name__}: {e}"
-            yield item
+            yield index, item
 
-    def _next(self) -> "_Read | None":
+    def _next(self) -> tuple[int, Processed] | None:
         if self._ahead:
             return self._ahead.popleft()
         return next(self._files, None)
@@ -195,32 +196,30 @@ class LocalProcessor:
         self._files_total = len(tasks)
         self._files = self._read(tasks)
         try:
-            while (item := self._next()) is not None:
-                yield from self._take(item)
+            while (read := self._next()) is not None:
+                yield self._take(*read)
             if self.embedder is not None:
                 self._flush()
         finally:
             self._ahead.clear()
             self._files.close()
 
-    def _take(self, item: "_Read") -> Iterator[Processed]:
-        task, doc = item.task, item.doc
+    def _take(self, index: int, item: Processed) -> Processed:
+        """A read file counted, its chunks' vectors looked up in the cache and the rest queued for embedding."""
+        doc = item.document
         self._files_done += 1
-        self._reading.pop(item.index, None)
+        self._reading.pop(index, None)
         if doc is not None:
             self._pages += doc.pages or 0
             self._ocr_pages += doc.ocr_pages
-        self._emit(self._progress("extract", item.path))
+        self._emit(self._progress("extract", item.task.path))
         if item.error is not None:
-            yield Processed(task, error=item.error)
-            return
-        chunks = item.chunks
-        if not chunks:
-            yield Processed(task, error="no text to index")
-            return
-        cached = self.cache.cached_vectors(self.model_id, [c.text_hash for c in chunks])
-        self.chunks += len(chunks)
-        for c in chunks:
+            return Processed(item.task, error=item.error)
+        if not item.chunks:
+            return Processed(item.task, error="no text to index")
+        cached = self.cache.cached_vectors(self.model_id, [c.text_hash for c in item.chunks])
+        self.chunks += len(item.chunks)
+        for c in item.chunks:
             h = c.text_hash
             if h in cached:
                 self.reused += 1
@@ -228,19 +227,7 @@ class LocalProcessor:
                 self._pending[h] = c.index_text
                 if len(self._pending) >= self._pool_size:
                     self._flush()  # mid-document too: a 1,000-page PDF's 2,400 chunks are five pools, not one
-        yield Processed(task, document=doc, chunks=chunks)
-
-
-@dataclass
-class _Read:
-    """One file as read and chunked (chunks with BM25 tokens; vectors not yet looked up), or why not."""
-
-    index: int
-    task: FileTask
-    path: str
-    doc: Document | None
-    error: str | None
-    chunks: list[Chunk] = field(default_factory=list)
+        return item
 
 
 class _ReadAhead:
@@ -248,7 +235,7 @@ class _ReadAhead:
     they hold `chunks` chunks or the files run out. Pure Python, jieba and the tokenizers run on it, never an
     inference engine. `finish()` stops it after the file under way and re-raises what it raised."""
 
-    def __init__(self, files: Iterator[_Read], ahead: deque, chunks: int):
+    def __init__(self, files: Iterator[tuple[int, Processed]], ahead: deque, chunks: int):
         self._files, self._ahead, self._chunks = files, ahead, chunks
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -257,13 +244,13 @@ class _ReadAhead:
 
     def _run(self) -> None:
         try:
-            have = sum(len(item.chunks) for item in self._ahead)
+            have = sum(len(item.chunks) for _, item in self._ahead)
             while have < self._chunks and not self._stop.is_set():
-                item = next(self._files, None)
-                if item is None:
+                read = next(self._files, None)
+                if read is None:
                     return
-                self._ahead.append(item)
-                have += len(item.chunks)
+                self._ahead.append(read)
+                have += len(read[1].chunks)
         except BaseException as e:  # raised on the main thread, by finish()
             self._error = e
 
