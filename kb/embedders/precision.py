@@ -10,8 +10,8 @@ it is True on any AVX-512 CPU, emulated or not; the CPU flags are what decide.
 
 e5's int8 path (kb.embedders.e5_openvino) keeps the FFN down-projections and the first and last layers in bf16,
 which keeps its vectors within a cosine of 0.999 of fp32 (SciFact, CMRC) at ~1.4-1.7x bf16's speed; it needs
-VNNI (AVX-512 VNNI, AVX-VNNI or AMX) to be fast, and the openvino and nncf packages. Other models have no int8
-path.
+VNNI (AVX-512 VNNI, AVX-VNNI or AMX) to be fast and to be exact enough, and the openvino and nncf packages, so
+it is used only there, even when asked for (NO_VNNI). Other models have no int8 path.
 
 Reading /proc/cpuinfo costs ~1 ms and imports nothing, so `kb doctor` can say which path is used and why.
 """
@@ -29,6 +29,13 @@ INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
 # list; that list now weighs by how clearly its best stands out (kb.retrieve.standout), and the flip is gone
 # (docs/embedding.md). False makes int8 opt-in again (embed_precision = int8).
 AUTO_INT8 = True
+
+
+# Why an explicit int8 is not honoured on a CPU without VNNI (measured on an AVX2-only AMD EPYC, 300 SciFact +
+# CMRC texts, docs/embedding.md): OpenVINO's int8 kernels there multiply u8 x s8 pairs into 16-bit sums that
+# saturate, the vectors fall to cosine 0.9965 of fp32's (87 of 300 under the 0.999 that keeps them
+# interchangeable), and it is no faster than torch fp32 (4.7 against 5.2 texts/s).
+NO_VNNI = "the CPU has no VNNI (int8 would be slower than fp32 here and its vectors drift from fp32's)"
 
 
 @dataclass(frozen=True)
@@ -83,10 +90,10 @@ def choose_precision(requested: str = "auto", device: str | None = None, int8: b
         return Precision("bf16", "embed_precision = bf16")
     on_cpu = device in (None, "cpu")
     if requested == "int8":
-        if int8 and on_cpu and not int8_missing():
+        if int8 and on_cpu and native_int8() and not int8_missing():
             return Precision("int8", "embed_precision = int8")
         why = ("this model has no int8 path" if not int8 else f"device {device}" if not on_cpu
-               else f"{' and '.join(int8_missing())} not installed")
+               else f"{' and '.join(int8_missing())} not installed" if int8_missing() else NO_VNNI)
         fallback = choose_precision("auto", device)
         return Precision(fallback.name, f"embed_precision = int8, but {why}: {fallback.reason}")
     if not on_cpu:
