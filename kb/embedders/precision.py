@@ -32,9 +32,9 @@ AUTO_INT8 = True
 
 
 # Why an explicit int8 is not honoured on a CPU without VNNI (measured on an AVX2-only AMD EPYC, 300 SciFact +
-# CMRC texts, docs/embedding.md): the vectors fall to cosine 0.9965 of fp32's (87 of 300 under the 0.999 that keeps them
-# interchangeable), and it is no faster than torch fp32 (4.7 against 5.2 texts/s). The likely cause: without
-# VNNI, int8 kernels sum u8 x s8 products in pairs into saturating 16-bit lanes (AVX2's vpmaddubsw).
+# CMRC texts, docs/embedding.md): the vectors fall to cosine 0.9965 of fp32's (87 of 300 under the 0.999 that
+# keeps them interchangeable), and it is no faster than torch fp32 (4.7 against 5.2 texts/s). The likely cause:
+# without VNNI, int8 kernels sum u8 x s8 products in pairs into saturating 16-bit lanes (AVX2's vpmaddubsw).
 NO_VNNI = "the CPU has no VNNI (int8 would be slower than fp32 here and its vectors drift from fp32's)"
 
 
