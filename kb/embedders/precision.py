@@ -90,10 +90,11 @@ def choose_precision(requested: str = "auto", device: str | None = None, int8: b
         return Precision("bf16", "embed_precision = bf16")
     on_cpu = device in (None, "cpu")
     if requested == "int8":
-        if int8 and on_cpu and native_int8() and not int8_missing():
+        missing = int8_missing() if int8 and on_cpu else []
+        if int8 and on_cpu and not missing and native_int8():
             return Precision("int8", "embed_precision = int8")
         why = ("this model has no int8 path" if not int8 else f"device {device}" if not on_cpu
-               else f"{' and '.join(int8_missing())} not installed" if int8_missing() else NO_VNNI)
+               else f"{' and '.join(missing)} not installed" if missing else NO_VNNI)
         fallback = choose_precision("auto", device)
         return Precision(fallback.name, f"embed_precision = int8, but {why}: {fallback.reason}")
     if not on_cpu:
