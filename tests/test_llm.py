@@ -266,6 +266,41 @@ def test_a_damaged_gguf_fails_to_load_with_a_clear_error(tmp_path):
         load_llm(load_settings(flags={"llm_model": str(broken)}), cpu=True)
 
 
+def test_the_probe_tells_a_crash_from_a_bad_file_and_remembers_only_verdicts(tmp_path, monkeypatch):
+    from kb.llm import probe
+
+    tiny_path = resolve_llm(load_settings(flags={"llm_model": "tiny"})).path
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(tiny_path.read_bytes()[:1 << 20])
+    assert probe.run_probe(broken, 1) is None  # llama.cpp refused the file: no verdict on the machine
+    assert probe.needs_probe({"avx512f", "amx_tile", "amx_int8"}) and not probe.needs_probe({"avx2", "avx512f"})
+
+    calls = []
+    monkeypatch.setattr(probe, "needs_probe", lambda flags=None: True)
+    monkeypatch.setattr(probe.subprocess, "run", lambda args, **kw: calls.append(args) or
+                        subprocess.CompletedProcess(args, -signal.SIGSEGV))
+    assert probe.extra_buffers_safe(tiny_path, 1, tmp_path) is False  # the child died by a signal
+    assert probe.extra_buffers_safe(tiny_path, 1, tmp_path) is False and len(calls) == 1  # remembered
+    assert list(json.loads((tmp_path / probe.PROBE_FILE).read_text()).values()) == [False]
+    monkeypatch.setattr(probe.subprocess, "run", lambda args, **kw: calls.append(args) or
+                        subprocess.CompletedProcess(args, 1))
+    assert probe.extra_buffers_safe(broken, 1, tmp_path) is True and len(calls) == 2  # no verdict: load as usual
+    assert probe.extra_buffers_safe(broken, 1, tmp_path) is True and len(calls) == 3  # and probe next time
+
+
+def test_models_load_with_extra_buffers_only_where_the_probe_survived(tmp_path):
+    """Through the real child process and llama.cpp: on a machine whose AMX path crashed (kb.llm.probe), the
+    model is loaded without extra buffers and evaluates; elsewhere llama.cpp's default is kept."""
+    from kb.llm.probe import extra_buffers_safe
+    from kb.llm.runtime import open_llama
+
+    tiny_path = resolve_llm(load_settings(flags={"llm_model": "tiny"})).path
+    llama = open_llama(tiny_path, tmp_path, n_ctx=256, n_threads=1, verbose=False)
+    assert llama.model_params.use_extra_bufts is extra_buffers_safe(tiny_path, 1, tmp_path)
+    llama.eval(llama.tokenize(b"The quick brown fox jumps over the lazy dog.", add_bos=False))
+    assert llama.n_tokens > 5
+
+
 def test_stop_strings_and_a_prompt_too_long(tiny):
     full = tiny.chat(MESSAGES, max_tokens=32, temperature=0)
     words = full.split()

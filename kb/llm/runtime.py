@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 from kb.errors import ModelNotFound, ModelUnusable, PromptTooLong
 from kb.llm.gguf import gguf_summary
 from kb.llm.prefix import PrefixCache
+from kb.llm.probe import extra_buffers_safe
 from kb.llm.presets import ensure_model_file, resolve_llm
 
 
@@ -107,6 +108,36 @@ def _quiet_stderr():
         captured.close()
 
 
+@contextlib.contextmanager
+def _model_params(llama_cpp, **overrides):
+    """llama-cpp-python's Llama() has no argument for some fields of llama_model_params (use_extra_bufts): while
+    a model loads, its default-params function (public in the ctypes bindings, which Llama() reads) gives them."""
+    bindings = llama_cpp.llama_cpp
+    original = bindings.llama_model_default_params
+
+    def with_overrides():
+        params = original()
+        for name, value in overrides.items():
+            setattr(params, name, value)
+        return params
+
+    bindings.llama_model_default_params = with_overrides
+    try:
+        yield
+    finally:
+        bindings.llama_model_default_params = original
+
+
+def open_llama(path: Path, cache_dir: Path | None = None, **kwargs):
+    """llama_cpp.Llama(model_path=path, **kwargs), without llama.cpp's extra buffer types (repacked or AMX
+    weights) where they crash on this machine (kb.llm.probe, results kept in `cache_dir`)."""
+    llama_cpp = import_llama_cpp()
+    threads = kwargs.get("n_threads_batch") or kwargs.get("n_threads") or physical_cores()
+    safe = kwargs.get("n_gpu_layers", 0) != 0 or extra_buffers_safe(Path(path), threads, cache_dir)
+    with _model_params(llama_cpp, **({} if safe else {"use_extra_bufts": False})):
+        return llama_cpp.Llama(model_path=str(path), **kwargs)
+
+
 def gpu_offload_supported() -> bool:
     return bool(import_llama_cpp().llama_supports_gpu_offload())
 
@@ -170,8 +201,8 @@ class LLM:
         _LOG_TAIL.clear()
         try:
             with _quiet_stderr() as captured:
-                self._llama = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads,
-                                              n_threads_batch=threads, n_gpu_layers=gpu_layers, verbose=False)
+                self._llama = open_llama(self.path, state_dir, n_ctx=n_ctx, n_threads=threads,
+                                         n_threads_batch=threads, n_gpu_layers=gpu_layers, verbose=False)
         except (ValueError, RuntimeError, OSError) as e:
             detail = (captured() + "".join(_LOG_TAIL)).strip().splitlines()
             why = next((ln for ln in reversed(detail) if "error" in ln.lower() or "fail" in ln.lower()), "")
