@@ -1,6 +1,6 @@
 """Where the first word's time goes: prompt evaluation and generation speed of the packaged LLM under llama.cpp
-settings (threads, n_batch/n_ubatch, flash attention, KV cache type) and weight formats (Q4_K_M as shipped, Q4_0
-and Q8_0 copies made once with llama.cpp's own quantizer), each beside the shipped default, in one run.
+settings (threads, n_batch/n_ubatch, flash attention, KV cache type) and weight formats (Q4_K_M as shipped; Q4_0,
+IQ4_NL and Q8_0 copies made once with llama.cpp's own quantizer), each beside the shipped default, in one run.
 
     python bench/llm_speed.py [--rounds 3] [--prompt-tokens 600] [--gen 24] [--variants default q4_0 ...]
 
@@ -30,6 +30,7 @@ VARIANTS = {
     "q4_0": ("q4_0", {}),
     "q4_0_flash": ("q4_0", {"flash_attn": True}),
     "q8_0": ("q8_0", {}),
+    "iq4_nl": ("iq4_nl", {}),
 }
 
 
@@ -67,12 +68,11 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     args = ap.parse_args()
 
-    from kb.config import load_settings
+    from kb.config import load_settings, models_dir
     from kb.llm import load_llm, physical_cores
     from kb.llm.quantize import quantize
-    from kb.llm.runtime import import_llama_cpp
+    from kb.llm.runtime import open_llama
 
-    llama_cpp = import_llama_cpp()
     settings = load_settings()
     shipped = load_llm(settings).path
     threads = settings.threads or physical_cores()
@@ -82,7 +82,7 @@ def main() -> None:
         fmt, extra = VARIANTS[name]
         path = shipped if fmt == "q4_k_m" else quantize(shipped, fmt)
         kwargs = dict(n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False) | extra
-        models[name] = llama_cpp.Llama(model_path=str(path), **kwargs)
+        models[name] = open_llama(path, models_dir(settings), **kwargs)
         print(f"# {name}: {path.name} {path.stat().st_size / 1e6:.0f} MB {extra}", flush=True)
     count = lambda t: len(models["default"].tokenize(t.encode(), add_bos=False))  # noqa: E731
     text = prompt_text(args.prompt_tokens, count)
