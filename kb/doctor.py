@@ -230,6 +230,13 @@ def llama_build_check(info: dict, settings) -> Check:
     features = ", ".join(info.get("cpu_features") or []) or "none reported"
     detail = (f"llama-cpp-python {info.get('version')}, backend {info.get('backend')}, {gpu}; "
               f"CPU features: {features}; {info.get('physical_cores')} physical cores")
+    from kb.config import models_dir
+    from kb.llm.probe import crashed_models
+
+    crashed = crashed_models(models_dir(settings))
+    if crashed:
+        detail += (f"; llama.cpp's repacked/AMX weights crashed on this CPU with {', '.join(crashed)} "
+                   f"(a child process tried them once): kb loads it without them")
     if settings.gpu_layers > 0 and not info.get("gpu_offload"):
         return Check("llama.cpp", WARNING, f"{detail}; gpu_layers is {settings.gpu_layers} but this build "
                      f"cannot offload, so the LLM runs on the CPU",

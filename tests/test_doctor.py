@@ -211,13 +211,33 @@ def test_llm_check(tmp_path):
 def test_llama_build_check(tmp_path):
     info = {"installed": True, "version": "0.3.36", "gpu_offload": False, "backend": "cpu",
             "cpu_features": ["AVX2", "FMA"], "physical_cores": 2}
-    check = doctor.llama_build_check(info, load_settings(str(tmp_path / "kb")))
+    models = tmp_path / "models"
+    models.mkdir()
+    check = doctor.llama_build_check(info, load_settings(str(tmp_path / "kb"), {"models_dir": str(models)}))
     assert check.status == "ok" and check.detail == ("llama-cpp-python 0.3.36, backend cpu, no GPU offload (CPU only); "
                                                      "CPU features: AVX2, FMA; 2 physical cores")
     check = doctor.llama_build_check(info, load_settings(str(tmp_path / "kb"), {"gpu_layers": 20}))
     assert check.status == "warning" and "cannot offload" in check.detail
     check = doctor.llama_build_check({"installed": False, "error": "no llama_cpp"}, load_settings(str(tmp_path)))
     assert check.status == "warning" and check.fix == "pip install llama-cpp-python"
+
+
+def test_llama_build_check_names_the_models_whose_fast_path_crashed(tmp_path, monkeypatch):
+    from kb.llm import probe
+
+    monkeypatch.setattr(probe, "needs_probe", lambda flags=None: True)
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    other = tmp_path / "n.gguf"
+    other.write_bytes(b"GGUF")
+    verdicts = {probe.probe_key(model, probe.cpu_flags()): False, probe.probe_key(other, probe.cpu_flags()): True,
+                "llama-cpp-python 0.0.1|cpu 000000000000|old.gguf|4": False}  # another build: not this one's
+    (tmp_path / probe.PROBE_FILE).write_text(json.dumps(verdicts))
+    assert probe.crashed_models(tmp_path) == ["m.gguf"]
+    info = {"installed": True, "version": "0.3.36", "gpu_offload": False, "backend": "cpu",
+            "cpu_features": ["AMX_INT8"], "physical_cores": 2}
+    check = doctor.llama_build_check(info, load_settings(str(tmp_path / "kb"), {"models_dir": str(tmp_path)}))
+    assert check.status == "ok" and "crashed on this CPU with m.gguf" in check.detail
 
 
 DiskUsage = namedtuple("DiskUsage", "total used free")

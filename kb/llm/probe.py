@@ -46,13 +46,17 @@ def needs_probe(flags: set[str] | None = None) -> bool:
     return "amx_tile" in (cpu_flags() if flags is None else flags)
 
 
-def probe_key(model: Path, flags: set[str]) -> str:
+def probe_key_prefix(flags: set[str]) -> list[str]:
+    """The build and the CPU, the first two fields of a probe key."""
     try:
         build = version("llama_cpp_python")
     except PackageNotFoundError:
         build = "unknown"
-    cpu = hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:12]
-    return f"llama-cpp-python {build}|cpu {cpu}|{model.name}|{model.stat().st_size}"
+    return [f"llama-cpp-python {build}", f"cpu {hashlib.sha256(' '.join(sorted(flags)).encode()).hexdigest()[:12]}"]
+
+
+def probe_key(model: Path, flags: set[str]) -> str:
+    return "|".join([*probe_key_prefix(flags), model.name, str(model.stat().st_size)])
 
 
 def run_probe(model: Path, threads: int) -> bool | None:
@@ -84,6 +88,15 @@ def extra_buffers_safe(model: Path, threads: int, cache_dir: Path | None) -> boo
     if cache is not None:
         _write(cache, key, safe)
     return safe
+
+
+def crashed_models(cache_dir: Path | None) -> list[str]:
+    """The model files whose probe crashed with this build on this CPU (loaded without extra buffers)."""
+    flags = cpu_flags()
+    if cache_dir is None or not needs_probe(flags):
+        return []
+    return sorted({key.split("|")[2] for key, safe in _read(Path(cache_dir) / PROBE_FILE).items()
+                   if not safe and key.split("|")[:2] == probe_key_prefix(flags)})
 
 
 def _read(cache: Path | None) -> dict:
