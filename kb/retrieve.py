@@ -286,16 +286,21 @@ class Searcher:
             timings["dense"] = (time.perf_counter() - t) * 1000
         return found
 
-    def fuse(self, found: Candidates, k: int = 10, rerank: bool = True) -> SearchResponse:
+    def fuse(self, found: Candidates, k: int = 10, rerank: bool = True, reserve: Sequence[str] = ()
+             ) -> SearchResponse:
         """RRF over every candidate list (BM25 lists first, then dense, each in query order), then the rerank
         (of the first query) when asked for and configured, the best `k` as Hits. Scores, `ranks` and
-        `list_scores` of the first query's own lists tell how strong the evidence is."""
+        `list_scores` of the first query's own lists tell how strong the evidence is. For each query in
+        `reserve`, the best of its own lists fused alone is kept among the `k` (in the last places, instead of
+        the weakest hits) when the fusion of all lists leaves it out: a down-weighted machine translation adds
+        the other language's best passage, which the question's own lists outvote otherwise."""
         query = found.queries[0].query if found.queries else ""
         timings = dict(found.timings_ms)
         if found.nothing_allowed:
             return SearchResponse(query, found.mode, [], timings)
         lists: list[list[int]] = []
         weights: list[float] = []
+        owners: list[str] = []  # the query of each list
         per_list_scores: dict[str, dict[int, float]] = {"dense": {}, "bm25": {}}
         first_ranks: dict[str, dict[int, int]] = {}  # the original query's lists (the first)
         list_scores: dict[str, list[float]] = {}
@@ -306,6 +311,7 @@ class Searcher:
                 if hits is None:
                     continue
                 lists.append([i for i, _ in hits])
+                owners.append(lists_of_query.query)
                 weights.append(lists_of_query.weight * (lists_of_query.bm25_weight if name == "bm25" else
                                                         self.cross_weight if lists_of_query.cross else 1.0))
                 if name not in first_ranks:
@@ -317,6 +323,9 @@ class Searcher:
         fused = rrf(lists, self.rrf_k, weights)
         timings["fuse"] = (time.perf_counter() - t) * 1000
         top = fused[: max(k, self.reranker.max_candidates) if (rerank and self.reranker) else k]
+        kept = self._reserved(lists, weights, owners, reserve)
+        scored = dict(fused)
+        top += [(i, scored[i]) for i in kept if i not in {j for j, _ in top}]
         rows = self._catalog.chunks_by_ids([i for i, _ in top])
         hits = []
         for chunk_id, score in top:
@@ -339,11 +348,38 @@ class Searcher:
             t = time.perf_counter()
             hits = self.reranker.rerank(query, hits)
             timings["rerank"] = (time.perf_counter() - t) * 1000
-        hits = hits[:k]
+        hits = keep_reserved(hits, kept, k)
         for r, h in enumerate(hits, 1):
             h.rank = r
         timings["total"] = sum(timings.values())
         return SearchResponse(query, found.mode, hits, timings, list_scores)
+
+
+    def _reserved(self, lists: list[list[int]], weights: list[float], owners: list[str], reserve: Sequence[str]
+                  ) -> list[int]:
+        """The best chunk of each reserved query's own lists fused alone (RRF, the same constants)."""
+        kept = []
+        for query in reserve:
+            own = [(ranked, w) for ranked, w, owner in zip(lists, weights, owners) if owner == query]
+            best = rrf([ranked for ranked, _ in own], self.rrf_k, [w for _, w in own])[:1]
+            if best and best[0][0] not in kept:
+                kept.append(best[0][0])
+        return kept
+
+
+def keep_reserved(hits: list[Hit], kept: Sequence[int], k: int) -> list[Hit]:
+    """The first `k` hits, with every chunk of `kept` among them: a kept chunk beyond the `k` takes the place of
+    the weakest hit that is not kept (order otherwise unchanged)."""
+    top, rest = hits[:k], hits[k:]
+    for chunk_id in kept:
+        if any(h.chunk_id == chunk_id for h in top):
+            continue
+        extra = next((h for h in rest if h.chunk_id == chunk_id), None)
+        weakest = next((j for j in range(len(top) - 1, -1, -1) if top[j].chunk_id not in kept), None)
+        if extra is None or weakest is None:
+            continue
+        top = top[:weakest] + top[weakest + 1:] + [extra]
+    return top
 
 
 def open_searcher(settings) -> Searcher:

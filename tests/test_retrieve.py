@@ -40,6 +40,19 @@ def test_standout_is_the_gap_from_the_best_to_the_20th_over_cross_standout():
     assert standout([0.8]) == standout([]) == 1.0  # nothing to compare with: as before
 
 
+def test_keep_reserved_puts_a_kept_chunk_in_place_of_the_weakest_other():
+    from types import SimpleNamespace as H
+
+    from kb.retrieve import keep_reserved
+
+    hits = [H(chunk_id=i) for i in (1, 2, 3, 4, 5, 6)]
+    assert [h.chunk_id for h in keep_reserved(hits, [6], 3)] == [1, 2, 6]
+    assert [h.chunk_id for h in keep_reserved(hits, [2], 3)] == [1, 2, 3]  # already among the k
+    assert [h.chunk_id for h in keep_reserved(hits, [5, 6], 3)] == [1, 5, 6]
+    assert [h.chunk_id for h in keep_reserved(hits, [9], 3)] == [1, 2, 3]  # not a candidate: nothing to keep
+    assert [h.chunk_id for h in keep_reserved(hits, [], 3)] == [1, 2, 3]
+
+
 @pytest.fixture
 def small_kb(tmp_path):
     kb, emb, _ = fake_kb(tmp_path, {"pumps.md": "# Pumps\n\nThe peristaltic pump moves 3 litres a minute.\n",
@@ -59,6 +72,19 @@ def test_hybrid_dense_and_bm25_modes(small_kb):
     assert Path(r.hits[0].path).name == "中文.md"
     ids = [h.chunk_id for h in s.search("pump valve", k=10).hits]
     assert len(ids) == len(set(ids))  # deduplicated by chunk
+
+
+def test_a_reserved_querys_best_hit_stays_among_the_k_when_outvoted(small_kb):
+    kb, emb = small_kb
+    s = Searcher(kb, lambda: emb)
+    found = s.candidates(["relief valve pressure", "peristaltic pump litres"])
+    found.queries[1].weight = 0.01  # a down-weighted translation: its best is outvoted
+    assert [Path(h.path).name for h in s.fuse(found, k=1, rerank=False).hits] == ["valves.md"]
+    kept = s.fuse(found, k=2, rerank=False, reserve=["peristaltic pump litres"])
+    names = [Path(h.path).name for h in kept.hits]
+    assert names[0] == "valves.md" and "pumps.md" in names and [h.rank for h in kept.hits] == [1, 2]
+    assert [Path(h.path).name for h in s.fuse(found, k=1, rerank=False, reserve=["peristaltic pump litres"]).hits] \
+        == ["pumps.md"]
 
 
 def test_path_filter_and_errors(small_kb, tmp_path):

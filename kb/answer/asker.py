@@ -136,7 +136,10 @@ class Asker:
                     # model's translation is often loose (with full weight, QUESTIONS.md q03 lost its English page)
                     lists.weight = TRANSLATION_WEIGHT
             found = own + extra if extra else own
-            response = self.searcher.fuse(found, k=options.top_k, rerank=options.rerank)
+            # the translation's best passage kept among the sources: RAG-Fusion's rewordings are in the question's
+            # language, and with the question's own lists they outvoted the half-weight translation's (stop 18)
+            response = self.searcher.fuse(found, k=options.top_k, rerank=options.rerank,
+                                          reserve=[translated] if translated else ())
             timings["retrieve"] += (time.perf_counter() - t) * 1000 - response.timings_ms.get("rerank", 0.0)
             if "rerank" in response.timings_ms:
                 timings["rerank"] = response.timings_ms["rerank"]
