@@ -48,8 +48,9 @@ def test_prompts_ask_for_rewordings_in_the_own_language_and_a_translation():
     en = variants_prompt(Q, 2)[1]["content"]
     assert "2 different search queries in English" in en and Q in en
     assert "in Chinese (简体中文)" in variants_prompt("预热需要多长时间？", 2)[1]["content"]
-    assert translation_prompt(Q)[1]["content"] == f"Translate into Chinese (简体中文):\n{Q}"
-    assert translation_prompt("预热需要多长时间？")[1]["content"].startswith("Translate into English:")
+    assert translation_prompt(Q)[1]["content"] == f"Translate this question into Chinese (简体中文):\n{Q}"
+    assert translation_prompt("预热需要多长时间？")[1]["content"].startswith("Translate this question into English:")
+    assert "never answer" in translation_prompt(Q)[0]["content"]
 
 
 def test_echoed_instructions_are_not_queries():
@@ -60,8 +61,15 @@ def test_echoed_instructions_are_not_queries():
 def test_a_translation_must_be_in_the_other_language():
     assert parse_translation("仪器校准前需要预热多长时间？", Q) == "仪器校准前需要预热多长时间？"
     assert parse_translation("How long must it warm up?", Q) is None  # not translated
-    assert parse_translation("The firmware 4.2.0 was released in 2024.", "固件 4.2.0 是哪天发布的？") == \
-        "The firmware 4.2.0 was released in 2024."
+    assert parse_translation("When was firmware 4.2.0 released?", "固件 4.2.0 是哪天发布的？") == \
+        "When was firmware 4.2.0 released?"
+    # an answer with a figure the question does not have is not a translation (it would search for the figure)
+    assert parse_translation("The firmware 4.2.0 was released in 2024.", "固件 4.2.0 是哪天发布的？") is None
+    assert parse_translation("0于2019年8月发布。", "On what date was firmware 4.2.0 released?") is None
+    assert parse_translation("QF-300 的保修期是 27 个月吗？", "Is the QF-300 warranty 27 months?") == \
+        "QF-300 的保修期是 27 个月吗？"  # the question's own figures are kept, in either script
+    assert parse_translation("What should the CO2 regulator be set to?", "二氧化碳减压阀应设定为多大压力？") == \
+        "What should the CO2 regulator be set to?"  # a code is not a figure
 
 
 class _ScriptedLLM:

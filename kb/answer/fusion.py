@@ -38,10 +38,13 @@ def variants_prompt(question: str, n: int) -> list[dict]:
 
 def translation_prompt(question: str) -> list[dict]:
     """Ask for the question in the other of our two languages: small models translate far more reliably when
-    that is the whole task than when it is one item of a list."""
+    that is the whole task than when it is one item of a list. Asked to "translate into English" only, Qwen 1.5B
+    answered 13 of the 78 sample_docs questions instead, with invented figures ("The warranty period for QF-300
+    is 1 year."); told that it translates questions and never answers them, none of those 13 (stop 18)."""
     other = LANGUAGE_NAME["en" if question_language(question) == "zh" else "zh"]
-    return [{"role": "system", "content": "You are a translator. Reply with the translation only, on one line."},
-            {"role": "user", "content": f"Translate into {other}:\n{question}"}]
+    return [{"role": "system", "content": "You are a translator. You translate questions; you never answer them. "
+                                          "Reply with the translated question only, on one line."},
+            {"role": "user", "content": f"Translate this question into {other}:\n{question}"}]
 
 
 def _normalise(text: str) -> str:
@@ -71,12 +74,19 @@ def parse_variants(text: str, question: str, n: int) -> list[str]:
     return out
 
 
+# a figure standing alone (not part of a code such as CO2, QF-300 or 4.2.0's neighbours), in either language
+_FIGURE = re.compile(r"(?<![A-Za-z0-9.\-])\d+(?:[.,:/]\d+)*(?![A-Za-z0-9\-])")
+
+
 def parse_translation(text: str, question: str) -> str | None:
-    """The first usable line of a translation reply, if it is in the other language."""
+    """The first usable line of a translation reply, if it is in the other language and adds no figure the
+    question does not have (a reply that does is an answer, often invented, not the question: searched, it
+    would look for the invented figure)."""
     target = "en" if question_language(question) == "zh" else "zh"
+    asked = set(_FIGURE.findall(question))
     for line in parse_variants(text, question, 3):
         if question_language(line) == target:
-            return line
+            return None if set(_FIGURE.findall(line)) - asked else line
     return None
 
 
