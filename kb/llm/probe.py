@@ -3,8 +3,9 @@
 llama.cpp puts a model's weights in "extra" buffer types when the CPU has a kernel for them: weights repacked
 for AVX2/AVX-512, or for Intel AMX tiles. On a Sapphire Rapids VM whose CPU reports `amx_tile` and `amx_int8`,
 llama-cpp-python 0.3.36 built for the native CPU died with a general protection fault at `ldtilecfg` in its
-AMX matrix kernel on the first batch it evaluated, for every model (`kb ask` ended in "Segmentation fault"),
-although a bare C program can configure AMX tiles there. Loaded without extra buffer types, the same model runs
+AMX matrix kernel on the first batch it evaluated, for every model (`kb ask` ended in "Segmentation fault"):
+the tile configuration it loaded was invalid (upstream llama.cpp#20824, closed without a fix; a bare C program
+uses AMX tiles on that machine). Loaded without extra buffer types, the same model runs
 (prompt evaluation ~140 tokens/s on that machine). A crash cannot be caught in-process, so a child process
 loads the model and evaluates a few tokens; kb loads models without extra buffers where the child died.
 
