@@ -11,8 +11,9 @@ Nothing here touches the network, and llama_cpp is imported only when a model is
 described, so `resolve_llm` and `describe_llm` stay cheap.
 
 Layers, each importing only the ones before it: `gguf` (header reader), `assemble` (joining parts, the
-verification record), `presets` (presets, resolving specs, first-use assembly, descriptions), `runtime`
-(llama.cpp, the `LLM` class, `load_llm`, build info, physical cores). Submodules import their siblings
+verification record), `presets` (presets, resolving specs, first-use assembly, descriptions), `probe` (whether
+llama.cpp's repacked/AMX weights crash on this machine, tried in a child process), `runtime` (llama.cpp, the `LLM`
+class, `load_llm`, build info, physical cores). Submodules import their siblings
 directly, never this package.
 """
 
