@@ -249,8 +249,11 @@ def test_ctrl_c_during_an_ingest_exits_130_and_changes_nothing(tmp_path):
     assert kb("--kb", str(path), "ingest", str(tmp_path / "small")).returncode == 0
     before = json.loads(kb("--kb", str(path), "status", "--json").stdout)
     _write_corpus(tmp_path / "more", 300, seed=4)
+    # a suite started in the background (`.ci/run &` in a script) ignores SIGINT, and a child inherits that (Python
+    # keeps an ignored SIGINT ignored): give the ingest the default disposition a terminal's Ctrl-C meets
     proc = subprocess.Popen([sys.executable, "-m", "kb", "--kb", str(path), "ingest", str(tmp_path / "more")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     db = sqlite3.connect(f"file:{path / 'catalog.sqlite'}?mode=ro", uri=True)
     cached_before = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
     deadline = time.time() + 300
