@@ -18,8 +18,9 @@ Reading /proc/cpuinfo costs ~1 ms and imports nothing, so `kb doctor` can say wh
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
+
+from kb.hardware import cpu_flags
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -42,20 +43,6 @@ NO_VNNI = "the CPU has no VNNI (int8 would be slower than fp32 here and its vect
 class Precision:
     name: str  # "fp32", "bf16" or "int8": the arithmetic of the model's matrix products
     reason: str  # why, for `kb doctor`
-
-
-def cpu_flags() -> set[str]:
-    """The CPU feature flags Linux reports (empty elsewhere, or when /proc/cpuinfo is unreadable)."""
-    if platform.system() != "Linux":
-        return set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def native_bf16() -> str | None:

@@ -25,21 +25,11 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from kb.hardware import cpu_flags
+
 PROBE_FILE = "llama-probe.json"
 PROBE_TIMEOUT_S = 300
 PROBE_TEXT = "The quick brown fox jumps over the lazy dog. 敏捷的棕色狐狸跳过了懒狗。" * 4
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def needs_probe(flags: set[str] | None = None) -> bool:
@@ -96,8 +86,9 @@ def crashed_models(cache_dir: Path | None) -> list[str]:
     flags = cpu_flags()
     if cache_dir is None or not needs_probe(flags):
         return []
+    prefix = probe_key_prefix(flags)
     return sorted({key.split("|")[2] for key, safe in _read(Path(cache_dir) / PROBE_FILE).items()
-                   if not safe and key.split("|")[:2] == probe_key_prefix(flags)})
+                   if not safe and key.split("|")[:2] == prefix})
 
 
 def _read(cache: Path | None) -> dict:
