@@ -324,8 +324,9 @@ class Searcher:
         timings["fuse"] = (time.perf_counter() - t) * 1000
         top = fused[: max(k, self.reranker.max_candidates) if (rerank and self.reranker) else k]
         kept = self._reserved(lists, weights, owners, reserve)
-        scored = dict(fused)
-        top += [(i, scored[i]) for i in kept if i not in {j for j, _ in top}]
+        if kept:  # (a translation's best beyond the cut: fetched too, so it can take a place below)
+            scored, among = dict(fused), {j for j, _ in top}
+            top += [(i, scored[i]) for i in kept if i not in among]
         rows = self._catalog.chunks_by_ids([i for i, _ in top])
         hits = []
         for chunk_id, score in top:
@@ -353,7 +354,6 @@ class Searcher:
             h.rank = r
         timings["total"] = sum(timings.values())
         return SearchResponse(query, found.mode, hits, timings, list_scores)
-
 
     def _reserved(self, lists: list[list[int]], weights: list[float], owners: list[str], reserve: Sequence[str]
                   ) -> list[int]:
