@@ -300,9 +300,10 @@ class ScriptedLLM:
     model_id = "scripted.gguf"
     n_ctx = 2048
 
-    def __init__(self, reply: str, variants: str = ""):
-        self.reply, self.variants = reply, variants
+    def __init__(self, reply: str, variants: str = "", yes: float = 0.9):
+        self.reply, self.variants, self.yes = reply, variants, yes
         self.prompts: list[list[dict]] = []
+        self.checks: list[list[dict]] = []
         self.last_stats = {"prompt_tokens": 10, "first_token_ms": 5.0, "tokens_per_s": 20.0}
 
     def count_tokens(self, text):
@@ -310,6 +311,10 @@ class ScriptedLLM:
 
     def chat(self, messages, max_tokens, temperature=0.1, stop=None):
         return self.variants
+
+    def yes_probability(self, messages):
+        self.checks.append(messages)
+        return self.yes
 
     def stream_chat(self, messages, max_tokens, temperature=0.1, stop=None):
         """The reply in small pieces, cut where a stop string starts (as llama.cpp does)."""
@@ -347,6 +352,43 @@ def test_ask_streams_an_answer_with_mapped_citations(handbook):
     assert set(data["citations"][0]) >= {"n", "path", "page", "slide", "chunk_id", "text", "inferred"}
     assert data["timings_ms"]["prompt_tokens"] == 10 and data["tokens_per_s"] == 20.0
     assert "<source" in llm.prompts[0][1]["content"]
+
+
+def test_the_answer_check_refuses_before_the_answer_is_written(handbook):
+    llm = ScriptedLLM("The remote's battery lasts 27 months [1].", yes=0.4)
+    streamed: list[str] = []
+    answer = Asker(handbook, lambda: llm).ask("How long does the remote control battery last?",
+                                              AskOptions(top_k=3, fusion="off", answer_check=0.75),
+                                              on_text=streamed.append)
+    assert answer.abstained and answer.abstain_reason.startswith("the model judged that no source states the answer")
+    assert "0.40 < 0.75" in answer.abstain_reason and answer.answerable == 0.4
+    assert streamed == [answer.answer] == ["The documents don't say."] and llm.prompts == []
+    assert answer.sources and answer.citations == [] and answer.to_dict()["answerable"] == 0.4
+    # the check's prompt is the answer's up to the question, then the yes/no ask
+    check = llm.checks[0][1]["content"]
+    assert "<source" in check and check.rstrip().endswith("Reply with one word: yes or no.")
+    assert "Question: How long does the remote control battery last?" in check
+
+
+def test_the_answer_check_lets_through_what_it_judges_answered_and_is_off_by_default(handbook):
+    llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=0.8)
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?",
+                                              AskOptions(top_k=3, fusion="off", answer_check=0.75))
+    assert not answer.abstained and answer.answerable == 0.8 and "check" in answer.timings_ms
+    assert llm.checks[0][1]["content"].split("Question:")[0] == llm.prompts[0][1]["content"].split("Question:")[0]
+    off = ScriptedLLM("The warranty lasts 27 months [1].", yes=0.0)
+    answer = Asker(handbook, lambda: off).ask("How long is the QF-300 warranty?", AskOptions(top_k=3, fusion="off"))
+    assert not answer.abstained and answer.answerable is None and off.checks == []
+
+
+def test_the_answer_check_threshold_comes_from_the_model_unless_set(tmp_path):
+    from kb.config import load_settings
+    from kb.llm.presets import DEFAULT_PRESET
+
+    assert AskOptions.from_settings(load_settings(str(tmp_path))).answer_check == DEFAULT_PRESET.answer_check > 0
+    assert AskOptions.from_settings(load_settings(str(tmp_path), {"llm_model": "tiny"})).answer_check == 0
+    assert AskOptions.from_settings(load_settings(str(tmp_path), {"answer_check": 0.5})).answer_check == 0.5
+    assert AskOptions.from_settings(load_settings(str(tmp_path), {"answer_check": 0})).answer_check == 0
 
 
 def test_ask_abstains_when_the_model_declines(handbook):

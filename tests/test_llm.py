@@ -236,6 +236,13 @@ def test_closing_a_stream_early_leaves_the_model_usable(tiny):
     assert tiny.chat(MESSAGES, max_tokens=16, temperature=0) == answer
 
 
+def test_yes_probability_reads_the_first_token_and_leaves_the_model_usable(tiny):
+    ask = [{"role": "user", "content": "Is Paris in France? Reply yes or no."}]
+    p = tiny.yes_probability(ask)
+    assert 0 < p < 1 and tiny.yes_probability(ask) == pytest.approx(p, abs=1e-6)
+    assert tiny.chat(MESSAGES, max_tokens=16, temperature=0) == tiny.chat(MESSAGES, max_tokens=16, temperature=0)
+
+
 def test_ctrl_c_during_generation_stops_it_and_the_model_stays_usable(tiny):
     answer = tiny.chat(MESSAGES, max_tokens=16, temperature=0)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -332,6 +339,24 @@ def test_the_default_model_assembles_loads_and_answers():
     assert statuses[-1].startswith("loading model")
     text = llm.chat([{"role": "user", "content": "Reply with the single word: yes"}], max_tokens=4, temperature=0)
     assert text.strip() and llm.last_stats["completion_tokens"] <= 4
+
+
+def test_the_default_model_judges_whether_its_sources_answer_a_question():
+    """The answer check through the real model: the calibrated threshold (kb.llm.presets) splits a question whose
+    source states the answer from one whose source only shares its subject; the answer's prompt then reuses the
+    check's KV cache up to the question."""
+    from kb.answer.prompt import check_messages, messages_for
+    from kb.answer.types import Source
+
+    llm = load_llm(load_settings(), cpu=True)
+    sources = [Source(1, [0], "The QF-300 stirrer is covered by a warranty of 27 months from the date of "
+                               "delivery. Claims need the serial number.", 1.0, 0, path="manual.pdf")]
+    threshold = DEFAULT_PRESET.answer_check
+    stated = llm.yes_probability(check_messages("How long is the QF-300 warranty?", sources, "en"))
+    absent = llm.yes_probability(check_messages("Which GPU does the QF-300 use?", sources, "en"))
+    assert 0 < absent < threshold <= stated < 1
+    list(llm.stream_chat(messages_for("Which GPU does the QF-300 use?", sources, "en"), max_tokens=4))
+    assert llm.last_stats["prompt_tokens_reused"] > 0.8 * llm.last_stats["prompt_tokens"]
 
 
 # ---- the CLI -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from kb.answer.evidence import evidence, weak_evidence
 from kb.answer.extractive import extractive_answer
 from kb.answer.fusion import confident, generate_variants, translate
 from kb.answer.grounding import LoopGuard, drop_repeated_lines, is_decline, unmentioned_names, unsupported
-from kb.answer.prompt import ECHO_STOPS, embedding_scorer, messages_for, pack
+from kb.answer.prompt import ECHO_STOPS, check_messages, embedding_scorer, messages_for, pack
 from kb.answer.sources import build_sources
 from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
 from kb.text import question_language
@@ -190,6 +190,17 @@ class Asker:
                               options.context_tokens, options.source_tokens, self._sentence_scorer())
         if on_sources:
             on_sources(answer.sources)
+        if options.answer_check > 0:
+            # asked before the answer: a small model answers a question its sources do not answer with a
+            # neighbouring fact, yet judges "does any source state the answer?" better; the check's prompt is the
+            # answer's up to the question, so it costs the few tokens of its last line (docs/answering.md)
+            t = time.perf_counter()
+            answer.answerable = llm.yes_probability(check_messages(question, answer.sources, lang))
+            answer.timings_ms["check"] = (time.perf_counter() - t) * 1000
+            if answer.answerable < options.answer_check:
+                return self._refuse(answer, f"the model judged that no source states the answer "
+                                            f"(P(yes) {answer.answerable:.2f} < {options.answer_check:g})",
+                                    on_text, started)
         flt = CitationFilter({s.n for s in answer.sources})
         parts: list[str] = []
         stream = llm.stream_chat(messages_for(question, answer.sources, lang), max_tokens=options.max_tokens,
@@ -261,9 +272,14 @@ class Asker:
         """The refusal, with the nearest sources numbered as they would have been given to the model."""
         for n, s in enumerate(nearest, 1):
             s.n = n
+        answer.sources = nearest
+        return self._refuse(answer, reason, on_text, started)
+
+    @staticmethod
+    def _refuse(answer: Answer, reason: str, on_text, started: float) -> Answer:
+        """The refusal, with the sources the answer already has."""
         answer.abstained, answer.abstain_reason = True, reason
         answer.answer = ABSTAIN[answer.language]
-        answer.sources = nearest
         if on_text:
             on_text(answer.answer)
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000

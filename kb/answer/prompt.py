@@ -49,15 +49,31 @@ def system_prompt(lang: str) -> str:
     )
 
 
-def user_prompt(question: str, sources: Sequence[Source], lang: str) -> str:
+def _asking(question: str, sources: Sequence[Source]) -> str:
     blocks = "\n\n".join(format_source(s) for s in sources)
-    return (f"Sources:\n\n{blocks}\n\nQuestion: {question}\n"
-            f"Answer in {LANGUAGE_NAME[lang]} from the sources, citing their numbers:")
+    return f"Sources:\n\n{blocks}\n\nQuestion: {question}\n"
+
+
+def user_prompt(question: str, sources: Sequence[Source], lang: str) -> str:
+    return _asking(question, sources) + f"Answer in {LANGUAGE_NAME[lang]} from the sources, citing their numbers:"
 
 
 def messages_for(question: str, sources: Sequence[Source], lang: str) -> list[dict]:
     return [{"role": "system", "content": system_prompt(lang)},
             {"role": "user", "content": user_prompt(question, sources, lang)}]
+
+
+# Asked before the answer, read as P(yes) from the first token's logits. The wording was chosen on the calibration
+# set (bench/calibrate.py): "is the answer to this exact question written…" and "do the sources name the exact
+# thing…" separated answerable from unanswerable source sets less well.
+ANSWER_CHECK = "Does any source state the answer to this question? Reply with one word: yes or no."
+
+
+def check_messages(question: str, sources: Sequence[Source], lang: str) -> list[dict]:
+    """The answerability question: the answer's prompt up to and including the question (so the KV cache of one
+    serves the other; only the last line differs), then a yes/no ask."""
+    return [{"role": "system", "content": system_prompt(lang)},
+            {"role": "user", "content": _asking(question, sources) + ANSWER_CHECK}]
 
 
 # scores each sentence of a source against the question (higher: closer); the Asker's uses its embedder

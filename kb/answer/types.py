@@ -60,6 +60,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     tokens_per_s: float | None = None
     unsupported_answer: str | None = None  # what the model wrote when the grounding check rejected it
+    answerable: float | None = None  # the model's P(yes) that a source states the answer (when checked)
 
     def to_dict(self) -> dict:
         return {"question": self.question, "answer": self.answer, "abstained": self.abstained,
@@ -68,7 +69,8 @@ class Answer:
                 "citations": [c.to_dict() for c in self.citations],
                 "sources": [s.to_dict() for s in self.sources], "queries": self.queries, "model": self.model,
                 "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
-                "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2)}
+                "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
+                "answerable": None if self.answerable is None else round(self.answerable, 4)}
 
 
 @dataclass
@@ -84,12 +86,17 @@ class AskOptions:
     context_tokens: int = 0  # most tokens of sources in the prompt (0: whatever fits the window)
     source_tokens: int = 0  # most tokens of one source: a longer one keeps the sentences around its match (0: whole)
     translate: bool = False  # always also search the LLM's translation when part of the corpus is in the other language
+    answer_check: float = 0.0  # refuse without answering when the model's P(yes) to ANSWER_CHECK is below this (0: off)
 
     @classmethod
     def from_settings(cls, settings, **given) -> "AskOptions":
         values = dict(top_k=settings.top_k, fusion=settings.fusion, variants=settings.variants,
                       max_tokens=settings.max_answer_tokens, temperature=settings.temperature,
                       context_tokens=settings.context_tokens, source_tokens=settings.source_tokens,
-                      translate=settings.translate)
+                      translate=settings.translate, answer_check=settings.answer_check)
+        if values["answer_check"] < 0:  # the threshold calibrated for the configured model (none for others)
+            from kb.llm.presets import calibrated_answer_check
+
+            values["answer_check"] = calibrated_answer_check(settings.llm_model)
         values.update({k: v for k, v in given.items() if v is not None})
         return cls(**values)

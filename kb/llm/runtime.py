@@ -241,6 +241,14 @@ class LLM:
         prompt = self._formatter(messages=messages).prompt
         return self._llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
+    def _prepare_prefix(self, messages: list[dict], tokens: list[int]) -> int:
+        """Restore (or evaluate once and keep) the KV state of the system prompt `tokens` start with; its length."""
+        if not messages or messages[0].get("role") != "system":
+            return 0
+        fixed = self._llama.longest_token_prefix(self.prompt_tokens(messages[:1]), tokens)
+        self.prefix_cache.prepare(tokens[:fixed])
+        return fixed
+
     def stream_chat(self, messages: list[dict], max_tokens: int, temperature: float = 0.1,
                     stop: list[str] | None = None, repeat_penalty: float = REPEAT_PENALTY) -> Iterator[str]:
         """Yield the answer's text pieces as they are generated.
@@ -269,10 +277,7 @@ class LLM:
             sampled[0] += 1
             return False
 
-        fixed = 0
-        if messages and messages[0].get("role") == "system":
-            fixed = self._llama.longest_token_prefix(self.prompt_tokens(messages[:1]), tokens)
-            self.prefix_cache.prepare(tokens[:fixed])
+        fixed = self._prepare_prefix(messages, tokens)
         # llama-cpp-python keeps the KV cache of the previous prompt and evaluates only what follows the longest
         # shared prefix (the system prompt, in the shell): count what it will reuse, for the stats
         reused = self.cached_prefix(tokens) - (fixed if self.prefix_cache.last == "evaluated" else 0)
@@ -312,6 +317,44 @@ class LLM:
     def chat(self, messages: list[dict], max_tokens: int, temperature: float = 0.1,
              stop: list[str] | None = None, repeat_penalty: float = REPEAT_PENALTY) -> str:
         return "".join(self.stream_chat(messages, max_tokens, temperature, stop, repeat_penalty))
+
+    def yes_probability(self, messages: list[dict]) -> float:
+        """P(yes) / (P(yes) + P(no)) for the first word of the model's reply to `messages` (a yes/no question last),
+        read from the logits rather than sampled. A conversation that extends the last one (the answer just
+        generated, then a question about it) reuses its KV cache: only the new turn is evaluated."""
+        if self._active is not None:
+            self._active.close()
+            self._active = None
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        tokens = self.prompt_tokens(messages)
+        if len(tokens) >= self.n_ctx:
+            raise PromptTooLong(f"the prompt has {len(tokens)} tokens; the context window holds {self.n_ctx}")
+        self._prepare_prefix(messages, tokens)
+        seen: list = []
+
+        def capture(_ids, logits):
+            if not seen:
+                seen.append(np.array(logits, dtype=np.float64))
+            return logits
+
+        self._llama.create_completion(prompt=tokens, max_tokens=1, temperature=0.0,
+                                      logits_processor=LogitsProcessorList([capture]))
+        logits = seen[0]
+        top = logits.max()
+        p = {w: sum(float(np.exp(logits[t] - top)) for t in self._first_tokens(w)) for w in ("yes", "no")}
+        return p["yes"] / (p["yes"] + p["no"]) if p["yes"] + p["no"] > 0 else 0.5
+
+    def _first_tokens(self, word: str) -> set[int]:
+        """The first token of each spelling of `word` a reply could start with ("yes", "Yes", "YES", " yes"…)."""
+        found = set()
+        for spelling in {word, word.capitalize(), word.upper()}:
+            for text in (spelling, " " + spelling):
+                ids = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+                if ids:
+                    found.add(ids[0])
+        return found
 
 
 def effective_gpu_layers(requested: int, cpu: bool = False) -> int:
