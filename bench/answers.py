@@ -8,6 +8,11 @@ questions abstain. Figures per model, for the same-language and the cross-lingua
                             [--cases all|same|cross] [--kb PATH] [--show]   (--show prints every answer)
                             [--context-tokens N] [--source-tokens N]   (the packing; default: the settings')
                             [--ids q14 q02t ...]   (only these cases, then the off-topic ones)
+                            [--answer-check T]   (the answer check's threshold; default: the model's)
+
+The answer check (the model asked, before it answers, whether any source states the answer) is measured in the
+same run: every answer is generated with the check's P(yes) recorded, and the figures are printed without the
+check (`nocheck_…`) and with it (a P(yes) below the threshold is a refusal). The check does not change the answer.
 
 Runs in-process with the real packaged models (the embedding model of the default config unless given).
 """
@@ -83,6 +88,8 @@ def main() -> None:
     ap.add_argument("--ids", nargs="+", default=None, help="only these cases (e.g. q14 q02t), then the off-topic ones")
     ap.add_argument("--context-tokens", type=int, default=None, help="issue 14's before: 1200")
     ap.add_argument("--source-tokens", type=int, default=None, help="issue 14's before: 0 (whole sources)")
+    ap.add_argument("--answer-check", type=float, default=None,
+                    help="the answer check's threshold for the second set of figures (default: the model's; 0: none)")
     args = ap.parse_args()
 
     from kb.answer import Asker, AskOptions
@@ -106,7 +113,10 @@ def main() -> None:
             asker = Asker(searcher, lambda: llm)
             options = AskOptions.from_settings(settings, fusion=args.fusion, context_tokens=args.context_tokens,
                                                source_tokens=args.source_tokens)
-            counts = {False: [0, 0, 0, 0], True: [0, 0, 0, 0]}  # cross?: cited, retrieved, fact, cases
+            threshold = options.answer_check if args.answer_check is None else args.answer_check
+            # the check runs on every question but refuses none here: both sets of figures come from one run
+            options.answer_check = 1e-9
+            results = []  # (case, cross?, cited, retrieved, fact, P(yes))
             latencies, speeds = [], []
             for q in questions:
                 a = asker.ask(q["question"], options).to_dict()
@@ -116,27 +126,33 @@ def main() -> None:
                 c = any(location_matches(x, q) for x in a["citations"])
                 r = any(location_matches(x, q) for x in a["sources"])
                 f = not a["abstained"] and any(contains_fact(a["answer"], x) for x in q["answers"])
-                for i, v in enumerate((c, c or r, f, True)):
-                    counts[q["cross"]][i] += v
+                results.append((q["cross"], c, r, f, a["answerable"]))
                 if args.show:
                     print(f"# {q['id']} {q['lang']} cited={c} retrieved={r} fact={f} abstained={a['abstained']} "
-                          f"({a['abstain_reason']}) queries={a['queries']}\n#   Q: {q['question']}\n"
-                          f"#   A: {a['answer']!r}", flush=True)
-            abstained = 0
+                          f"({a['abstain_reason']}) P(yes)={a['answerable']} queries={a['queries']}\n"
+                          f"#   Q: {q['question']}\n#   A: {a['answer']!r}", flush=True)
+            refusals = []  # (abstained, P(yes))
             for q in off_topic:
                 a = asker.ask(q["question"], options).to_dict()
-                abstained += a["abstained"]
+                refusals.append((a["abstained"], a["answerable"]))
                 if args.show:
-                    print(f"# {q['id']} abstained={a['abstained']} ({a['abstain_reason']})\n"
-                          f"#   Q: {q['question']}\n#   A: {a['answer']!r}", flush=True)
+                    print(f"# {q['id']} abstained={a['abstained']} ({a['abstain_reason']}) "
+                          f"P(yes)={a['answerable']}\n#   Q: {q['question']}\n#   A: {a['answer']!r}", flush=True)
             name = os.path.basename(model).replace(".gguf", "")
-            for cross, (cited, retrieved, fact, n) in counts.items():
-                if n:
-                    kind = "cross_lingual" if cross else "same_language"
-                    figure(f"{name}_{kind}_cited_expected", cited / n)
-                    figure(f"{name}_{kind}_cited_or_retrieved_expected", retrieved / n)
-                    figure(f"{name}_{kind}_answer_states_fact", fact / n)
-            figure(f"{name}_offtopic_abstained", abstained / len(off_topic))
+            for prefix, cut in (("nocheck_", 0.0), ("", threshold)) if threshold > 0 else (("", 0.0),):
+                refused = lambda p: cut > 0 and p is not None and p < cut  # noqa: E731
+                for cross in (False, True):
+                    rows = [(c and not refused(p), c or r, f and not refused(p)) for x, c, r, f, p in results
+                            if x == cross]
+                    if rows:
+                        kind = "cross_lingual" if cross else "same_language"
+                        for i, what in enumerate(("cited_expected", "cited_or_retrieved_expected",
+                                                  "answer_states_fact")):
+                            figure(f"{prefix}{name}_{kind}_{what}", sum(row[i] for row in rows) / len(rows))
+                figure(f"{prefix}{name}_offtopic_abstained",
+                       sum(a or refused(p) for a, p in refusals) / len(refusals))
+            if threshold > 0:
+                figure(f"{name}_answer_check", threshold)
             figure(f"{name}_p50_seconds", statistics.median(latencies) / 1000, "s")
             if speeds:
                 figure(f"{name}_generation_tokens_per_s", statistics.median(speeds))

@@ -14,6 +14,12 @@ Per language it prints the share of answerable questions refused by the model or
 check (goal <= 5%), the share whose answer holds a gold answer, and the share of unanswerable ones refused
 (goal >= 95%). `--dump` keeps every raw answer, so grounding thresholds can be re-checked offline
 (`--recheck out.jsonl`, no LLM).
+
+The answer check (the model asked whether any source states the answer, before it answers) is measured in the
+same run: every answer is generated and the check's P(yes) recorded beside it, and the figures are printed twice,
+without the check (`nocheck_…`) and with it at `--answer-check` (default: the model's calibrated threshold), where
+a P(yes) below the threshold is a refusal. The check runs before generation and does not change the answer, so
+both are exact; `--recheck out.jsonl --answer-check T` re-reports at another threshold.
 """
 
 from __future__ import annotations
@@ -88,25 +94,48 @@ def classify(a: dict) -> str:
     return "withdrawn" if a["unsupported_answer"] else "refused"
 
 
-def report(rows: list[dict]) -> None:
+def with_check(rows: list[dict], threshold: float) -> list[dict]:
+    """The outcomes had the answer check refused every answer whose P(yes) is below `threshold`."""
+    out = []
+    for r in rows:
+        p = r.get("answerable")
+        if threshold > 0 and p is not None and p < threshold and r["outcome"] != "refused":
+            r = dict(r, outcome="refused", gold=False)
+        out.append(r)
+    return out
+
+
+def report(rows: list[dict], threshold: float = 0.0) -> None:
+    """The figures without the answer check (prefixed `nocheck_`) and, when `threshold` is set, with it."""
+    if threshold > 0:
+        report_outcomes(rows, "nocheck_")
+        figure("answer_check", threshold)
+        rows = with_check(rows, threshold)
+    report_outcomes(rows, "")
+
+
+def report_outcomes(rows: list[dict], prefix: str) -> None:
+    def show(name, value, unit=""):
+        figure(prefix + name, value, unit)
+
     for lang in sorted({r["lang"] for r in rows}):
         ans = [r for r in rows if r["lang"] == lang and r["kind"] == "answerable"]
         una = [r for r in rows if r["lang"] == lang and r["kind"] == "unanswerable"]
         if ans:
-            figure(f"{lang}_answerable_n", len(ans))
-            figure(f"{lang}_answerable_refused", sum(r["outcome"] == "refused" for r in ans) / len(ans))
-            figure(f"{lang}_answerable_withdrawn", sum(r["outcome"] == "withdrawn" for r in ans) / len(ans))
-            figure(f"{lang}_answerable_refused_or_withdrawn", sum(r["outcome"] != "answered" for r in ans) / len(ans))
-            figure(f"{lang}_answerable_holds_gold", sum(r["gold"] for r in ans) / len(ans))
+            show(f"{lang}_answerable_n", len(ans))
+            show(f"{lang}_answerable_refused", sum(r["outcome"] == "refused" for r in ans) / len(ans))
+            show(f"{lang}_answerable_withdrawn", sum(r["outcome"] == "withdrawn" for r in ans) / len(ans))
+            show(f"{lang}_answerable_refused_or_withdrawn", sum(r["outcome"] != "answered" for r in ans) / len(ans))
+            show(f"{lang}_answerable_holds_gold", sum(r["gold"] for r in ans) / len(ans))
         if una:
-            figure(f"{lang}_unanswerable_n", len(una))
-            figure(f"{lang}_unanswerable_refused", sum(r["outcome"] != "answered" for r in una) / len(una))
+            show(f"{lang}_unanswerable_n", len(una))
+            show(f"{lang}_unanswerable_refused", sum(r["outcome"] != "answered" for r in una) / len(una))
         times = [r["seconds"] for r in rows if r["lang"] == lang and "seconds" in r]
         if times:
-            figure(f"{lang}_seconds_per_answer_p50", sorted(times)[len(times) // 2], "s")
+            show(f"{lang}_seconds_per_answer_p50", sorted(times)[len(times) // 2], "s")
 
 
-def recheck(path: Path) -> None:
+def recheck(path: Path, threshold: float) -> None:
     """The checks of the current code over answers recorded with --dump (no LLM): the names test before the LLM
     (a question it stops gets no answer) and the grounding check after it. Exact for a dump whose answers the
     names test did not stop (one made with the test off, e.g. by an older checkout): greedy decoding gives the
@@ -124,7 +153,7 @@ def recheck(path: Path) -> None:
         else:
             r["outcome"] = "withdrawn" if unsupported(raw, sources, r["question"]) else "answered"
         r["gold"] = r["outcome"] == "answered" and holds_answer(raw, r["answers"])
-    report(rows)
+    report(rows, threshold)
 
 
 def names_test(n: int, seed: int = 14) -> None:
@@ -164,11 +193,13 @@ def main() -> None:
     ap.add_argument("--names-test", type=int, default=0, metavar="N",
                     help="only the names test, no LLM, over N other CMRC questions")
     ap.add_argument("--show", action="store_true")
+    ap.add_argument("--answer-check", type=float, default=None,
+                    help="the answer check's threshold for the second set of figures (default: the model's; 0: none)")
     ap.add_argument("--context-tokens", type=int, default=None, help="issue 14's before: 1200")
     ap.add_argument("--source-tokens", type=int, default=None, help="issue 14's before: 0 (whole sources)")
     args = ap.parse_args()
     if args.recheck:
-        recheck(args.recheck)
+        recheck(args.recheck, args.answer_check or 0.0)
         return
     if args.names_test:
         names_test(args.names_test)
@@ -186,6 +217,9 @@ def main() -> None:
     # the default embedder scores a long source's sentences, as the searcher's does in `kb ask`
     asker = Asker(None, lambda: llm, embedder=load_embedder(embedding_spec(settings)))
     options = AskOptions.from_settings(settings, context_tokens=args.context_tokens, source_tokens=args.source_tokens)
+    threshold = options.answer_check if args.answer_check is None else args.answer_check
+    # the check runs on every question but refuses none here: both sets of figures come from one run
+    options.answer_check = 1e-9
     rng = random.Random(14)
     rows = []
     dump = open(args.dump, "w", encoding="utf-8") if args.dump else None
@@ -207,7 +241,7 @@ def main() -> None:
                        "unsupported_answer": a["unsupported_answer"], "reason": a["abstain_reason"],
                        "gold": not a["abstained"] and holds_answer(a["answer"], q["answers"]),
                        "seconds": time.perf_counter() - t,
-                       "prompt_tokens": a["timings_ms"].get("prompt_tokens"),
+                       "prompt_tokens": a["timings_ms"].get("prompt_tokens"), "answerable": a["answerable"],
                        "sources": [{"n": s["n"], "path": s["path"], "title": s["title"], "text": s["text"]}
                                    for s in a["sources"]]}
                 rows.append(row)
@@ -216,9 +250,10 @@ def main() -> None:
                     dump.flush()
                 if args.show:
                     print(f"# {lang} {kind} {row['id']} {row['outcome']} gold={row['gold']} "
-                          f"{row['seconds']:.0f}s ({row['reason']})\n#   Q: {row['question']}\n"
+                          f"{row['seconds']:.0f}s P(yes)={row['answerable']} ({row['reason']})\n"
+                          f"#   Q: {row['question']}\n"
                           f"#   A: {(row['unsupported_answer'] or row['answer'])!r}", flush=True)
-    report(rows)
+    report(rows, threshold)
 
 
 if __name__ == "__main__":
