@@ -127,7 +127,7 @@ OPTIONS: tuple[Option, ...] = (
            "on, off-topic questions over a bilingual corpus were answered more often: issue 12)"),
     Option("answer_check", float, -1.0,
            "before answering, the LLM is asked whether any source states the answer; below this P(yes) kb refuses "
-           "(-1: the threshold calibrated for the model, 0.74 for qwen2.5-coder-1.5b, none for others; 0: no check)",
+           "(-1: the threshold calibrated for the model, 0.5 for qwen2.5-coder-1.5b, none for others; 0: no check)",
            minimum=-1),
     Option("variants", int, 3, "query variants the LLM writes for RAG-Fusion", minimum=1),
     Option("top_k", int, 4, "passages retrieved for an answer (the context holds what fits)", minimum=1),

