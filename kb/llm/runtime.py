@@ -320,8 +320,8 @@ class LLM:
 
     def yes_probability(self, messages: list[dict]) -> float:
         """P(yes) / (P(yes) + P(no)) for the first word of the model's reply to `messages` (a yes/no question last),
-        read from the logits rather than sampled. A conversation that extends the last one (the answer just
-        generated, then a question about it) reuses its KV cache: only the new turn is evaluated."""
+        read from the logits rather than sampled. A prompt that shares its beginning with the last one (the
+        answer's prompt up to the question) reuses its KV cache: only what differs is evaluated."""
         if self._active is not None:
             self._active.close()
             self._active = None
