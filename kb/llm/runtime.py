@@ -219,6 +219,7 @@ class LLM:
         self._formatter = Jinja2ChatFormatter(template=template or CHATML_TEMPLATE, eos_token=eos, bos_token=bos)
         self._stops = [s for s in {eos, "<|im_end|>" if not template else ""} if s]
         self._active: Iterator[str] | None = None
+        self._answer_tokens: dict[str, set[int]] | None = None  # yes/no first tokens, for yes_probability
         # the system prompt's KV state, evaluated once (kept in memory, and in state_dir for the next process)
         self.prefix_cache = PrefixCache(self._llama, llama_cpp, self.path, f"n_ctx={self.n_ctx}|gpu={gpu_layers}",
                                         state_dir)
@@ -257,8 +258,7 @@ class LLM:
         stays usable. Starting another call closes a stream that was left open. `last_stats` is set when the
         stream ends or is closed.
         """
-        if self._active is not None:
-            self._active.close()
+        self._close_active()
         self._active = self._stream(messages, max_tokens, temperature, list(stop or []), repeat_penalty)
         return self._active
 
@@ -322,9 +322,7 @@ class LLM:
         """P(yes) / (P(yes) + P(no)) for the first word of the model's reply to `messages` (a yes/no question last),
         read from the logits rather than sampled. A prompt that shares its beginning with the last one (the
         answer's prompt up to the question) reuses its KV cache: only what differs is evaluated."""
-        if self._active is not None:
-            self._active.close()
-            self._active = None
+        self._close_active()
         import numpy as np
         from llama_cpp import LogitsProcessorList
 
@@ -343,8 +341,16 @@ class LLM:
                                       logits_processor=LogitsProcessorList([capture]))
         logits = seen[0]
         top = logits.max()
-        p = {w: sum(float(np.exp(logits[t] - top)) for t in self._first_tokens(w)) for w in ("yes", "no")}
+        if self._answer_tokens is None:
+            self._answer_tokens = {w: self._first_tokens(w) for w in ("yes", "no")}
+        p = {w: sum(float(np.exp(logits[t] - top)) for t in ids) for w, ids in self._answer_tokens.items()}
         return p["yes"] / (p["yes"] + p["no"]) if p["yes"] + p["no"] > 0 else 0.5
+
+    def _close_active(self) -> None:
+        """Close a stream left open (generation stops after its current token)."""
+        if self._active is not None:
+            self._active.close()
+            self._active = None
 
     def _first_tokens(self, word: str) -> set[int]:
         """The first token of each spelling of `word` a reply could start with ("yes", "Yes", "YES", " yes"…)."""
