@@ -9,10 +9,13 @@ questions abstain. Figures per model, for the same-language and the cross-lingua
                             [--context-tokens N] [--source-tokens N]   (the packing; default: the settings')
                             [--ids q14 q02t ...]   (only these cases, then the off-topic ones)
                             [--answer-check T]   (the answer check's threshold; default: the model's)
+                            [--first-source-check T]   (answer from the best source alone at this P(yes); 0: never)
 
 The answer check (the model asked, before it answers, whether any source states the answer) is measured in the
 same run: every answer is generated with the check's P(yes) recorded, and the figures are printed without the
 check (`nocheck_…`) and with it (a P(yes) below the threshold is a refusal). The check does not change the answer.
+The first-source check does (an answer written from the best source alone): it runs as configured, and the share of
+answers written that way is printed. "Retrieved" counts every source packed for the model, read or not.
 
 Runs in-process with the real packaged models (the embedding model of the default config unless given).
 """
@@ -90,6 +93,8 @@ def main() -> None:
     ap.add_argument("--source-tokens", type=int, default=None, help="issue 14's before: 0 (whole sources)")
     ap.add_argument("--answer-check", type=float, default=None,
                     help="the answer check's threshold for the second set of figures (default: the model's; 0: none)")
+    ap.add_argument("--first-source-check", type=float, default=None,
+                    help="answer from the best source alone when its P(yes) is at least this (default: the model's)")
     args = ap.parse_args()
 
     from kb.answer import Asker, AskOptions
@@ -112,24 +117,28 @@ def main() -> None:
             llm = load_llm(settings)
             asker = Asker(searcher, lambda: llm)
             options = AskOptions.from_settings(settings, fusion=args.fusion, context_tokens=args.context_tokens,
-                                               source_tokens=args.source_tokens)
+                                               source_tokens=args.source_tokens,
+                                               first_source_check=args.first_source_check)
             threshold = options.answer_check if args.answer_check is None else args.answer_check
             if threshold > 0:  # the check runs on every question but refuses none: both sets of figures from one run
                 options.answer_check = 1e-9
             results = []  # (cross?, cited, retrieved, fact, P(yes))
-            latencies, speeds = [], []
+            latencies, speeds, alone = [], [], []
             for q in questions:
-                a = asker.ask(q["question"], options).to_dict()
+                packed: list = []
+                a = asker.ask(q["question"], options, on_sources=packed.extend).to_dict()
                 latencies.append(a["timings_ms"]["total"])
                 if a["tokens_per_s"]:
                     speeds.append(a["tokens_per_s"])
                 c = any(location_matches(x, q) for x in a["citations"])
-                r = any(location_matches(x, q) for x in a["sources"])
+                r = any(location_matches(x, q) for x in [s.to_dict() for s in packed] or a["sources"])
+                alone.append(a["first_source_only"])
                 f = not a["abstained"] and any(contains_fact(a["answer"], x) for x in q["answers"])
                 results.append((q["cross"], c, r, f, a["answerable"]))
                 if args.show:
                     print(f"# {q['id']} {q['lang']} cited={c} retrieved={r} fact={f} abstained={a['abstained']} "
-                          f"({a['abstain_reason']}) P(yes)={a['answerable']} queries={a['queries']}\n"
+                          f"({a['abstain_reason']}) P(yes)={a['answerable']} first_source_only={a['first_source_only']} "
+                          f"first_token={a['timings_ms'].get('first_token')} queries={a['queries']}\n"
                           f"#   Q: {q['question']}\n#   A: {a['answer']!r}", flush=True)
             refusals = []  # (abstained, P(yes))
             for q in off_topic:
@@ -153,6 +162,7 @@ def main() -> None:
                        sum(a or refused(p) for a, p in refusals) / len(refusals))
             if threshold > 0:
                 figure(f"{name}_answer_check", threshold)
+            figure(f"{name}_first_source_only", sum(alone) / len(alone))
             figure(f"{name}_p50_seconds", statistics.median(latencies) / 1000, "s")
             if speeds:
                 figure(f"{name}_generation_tokens_per_s", statistics.median(speeds))

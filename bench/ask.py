@@ -2,11 +2,14 @@
 since the machine is shared): *before* as shipped (threads = the physical cores, the whole prompt evaluated
 every time, up to 1,200 tokens of whole sources), *after* as now (threads chosen by `auto_threads`, the system
 prompt's KV state loaded from the models dir as a new `kb ask` process does, the settings' packing:
-`context_tokens`, `source_tokens`). Each run starts from an empty KV cache. Model load is excluded (one
+`context_tokens`, `source_tokens`, the answer checks). Each run starts from an empty KV cache. Model load is excluded (one
 warm-up generation first). With --floor, the same final prompt through bare llama-cpp-python
-(`Llama.create_completion`, same tokens and sampling): kb's own overhead. With --fusion, RAG-Fusion's cost.
+(`Llama.create_completion`, same tokens and sampling): kb's own overhead. With --fusion, RAG-Fusion's cost. With
+--all-sources, *after* once more with the first-source check off (`first_source_check` 0): what answering from the
+best source alone changes.
 
     python bench/ask.py [--kb DIR] [--model qwen2.5-coder-1.5b] [--questions 8] [--floor] [--fusion] [--threads N]
+                        [--all-sources]
 
 Knowledge base: sample_docs, ingested into a temporary directory with the default embedding model unless --kb is
 given. Questions: the first --questions of sample_docs/QUESTIONS.md that the LLM answers (an early abstention
@@ -71,6 +74,7 @@ def main() -> None:
     ap.add_argument("--fusion", action="store_true", help="also with RAG-Fusion on")
     ap.add_argument("--threads", type=int, default=0,
                     help="before and after both with this many threads: what the prompt's size alone changes")
+    ap.add_argument("--all-sources", action="store_true", help="also after with first_source_check 0")
     args = ap.parse_args()
 
     from kb.answer import Asker, AskOptions, messages_for
@@ -101,8 +105,10 @@ def main() -> None:
 
     questions, _ = load_questions()
     off = AskOptions.from_settings(settings, fusion="off")
-    # before: the packing as issue 14 found it (1,200 tokens of whole sources); after: the settings'
-    off_before = AskOptions.from_settings(settings, fusion="off", context_tokens=BEFORE_CONTEXT_TOKENS, source_tokens=0)
+    # before: the packing as issue 14 found it (1,200 tokens of whole sources, no answer check); after: the settings'
+    off_before = AskOptions.from_settings(settings, fusion="off", context_tokens=BEFORE_CONTEXT_TOKENS, source_tokens=0,
+                                          answer_check=0, first_source_check=0)
+    off_all = AskOptions.from_settings(settings, fusion="off", first_source_check=0)
     rows = []
     for q in questions:
         if len(rows) == args.questions:
@@ -114,7 +120,10 @@ def main() -> None:
         row = dict(before_first=b_first, before_total=b_total, after_first=a_first, after_total=a_total,
                    prompt_tokens=b_answer.timings_ms["prompt_tokens"],
                    after_evaluated=a_answer.timings_ms.get("prompt_tokens_evaluated", float("nan")),
-                   same_answer=b_answer.answer == a_answer.answer)
+                   same_answer=b_answer.answer == a_answer.answer, alone=a_answer.first_source_only)
+        if args.all_sources:
+            row["all_first"], row["all_total"], all_answer = timed_kb(after, q["question"], off_all)
+            row["same_as_all"] = all_answer.answer == a_answer.answer
         if args.floor:
             messages = messages_for(q["question"], a_answer.sources, a_answer.language)
             row["floor_first"], row["floor_total"], _ = timed_floor(after_llm, messages, off.max_tokens,
@@ -125,8 +134,9 @@ def main() -> None:
         rows.append(row)
         print(f"# {q['id']} prompt {row['prompt_tokens']:.0f} tok (after: {row['after_evaluated']:.0f} evaluated, "
               f"{after_llm.last_stats.get('prefix_state')}): first token before {b_first:.2f} s / after "
-              f"{a_first:.2f} s; total {b_total:.2f} / {a_total:.2f} s; same answer {row['same_answer']}",
-              flush=True)
+              f"{a_first:.2f} s ({'first source alone' if row['alone'] else 'all sources'}"
+              + (f"; all sources {row['all_first']:.2f} s, same answer {row['same_as_all']}" if args.all_sources else "")
+              + f"); total {b_total:.2f} / {a_total:.2f} s; same answer {row['same_answer']}", flush=True)
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in rows)
@@ -140,6 +150,12 @@ def main() -> None:
     figure("before_total_p50", med("before_total"), "s")
     figure("after_total_p50", med("after_total"), "s")
     figure("same_answer_share", sum(r["same_answer"] for r in rows) / len(rows))
+    figure("after_first_source_only_share", sum(r["alone"] for r in rows) / len(rows))
+    if args.all_sources:
+        figure("all_sources_first_token_p50", med("all_first"), "s")
+        figure("after_over_all_sources_first_token_p50",
+               statistics.median(r["after_first"] / r["all_first"] for r in rows))
+        figure("same_answer_as_all_sources_share", sum(r["same_as_all"] for r in rows) / len(rows))
     if args.floor:
         figure("floor_first_token_p50", med("floor_first"), "s")
         figure("kb_overhead_ratio_p50", statistics.median((r["after_first"] - r["floor_first"]) / r["floor_first"]

@@ -19,7 +19,10 @@ The answer check (the model asked whether any source states the answer, before i
 same run: every answer is generated and the check's P(yes) recorded beside it, and the figures are printed twice,
 without the check (`nocheck_…`) and with it at `--answer-check` (default: the model's calibrated threshold), where
 a P(yes) below the threshold is a refusal. The check runs before generation and does not change the answer, so
-both are exact; `--recheck out.jsonl --answer-check T` re-reports at another threshold.
+both are exact; `--recheck out.jsonl --answer-check T` re-reports at another threshold. The first-source check
+(the same question asked of the best source alone first; at `--first-source-check`, default the model's, the
+answer is written from that source alone) changes answers, so it runs as set; the share of answers written from
+the first source alone is printed.
 """
 
 from __future__ import annotations
@@ -130,6 +133,9 @@ def report_outcomes(rows: list[dict], prefix: str) -> None:
         if una:
             show(f"{lang}_unanswerable_n", len(una))
             show(f"{lang}_unanswerable_refused", sum(r["outcome"] != "answered" for r in una) / len(una))
+        alone = [r["first_source_only"] for r in rows if r["lang"] == lang and "first_source_only" in r]
+        if alone:
+            show(f"{lang}_first_source_only", sum(alone) / len(alone))
         times = [r["seconds"] for r in rows if r["lang"] == lang and "seconds" in r]
         if times:
             show(f"{lang}_seconds_per_answer_p50", sorted(times)[len(times) // 2], "s")
@@ -195,6 +201,8 @@ def main() -> None:
     ap.add_argument("--show", action="store_true")
     ap.add_argument("--answer-check", type=float, default=None,
                     help="the answer check's threshold for the second set of figures (default: the model's; 0: none)")
+    ap.add_argument("--first-source-check", type=float, default=None,
+                    help="answer from the best source alone when its P(yes) is at least this (default: the model's)")
     ap.add_argument("--context-tokens", type=int, default=None, help="issue 14's before: 1200")
     ap.add_argument("--source-tokens", type=int, default=None, help="issue 14's before: 0 (whole sources)")
     args = ap.parse_args()
@@ -216,7 +224,8 @@ def main() -> None:
     llm = load_llm(settings)
     # the default embedder scores a long source's sentences, as the searcher's does in `kb ask`
     asker = Asker(None, lambda: llm, embedder=load_embedder(embedding_spec(settings)))
-    options = AskOptions.from_settings(settings, context_tokens=args.context_tokens, source_tokens=args.source_tokens)
+    options = AskOptions.from_settings(settings, context_tokens=args.context_tokens, source_tokens=args.source_tokens,
+                                       first_source_check=args.first_source_check)
     threshold = options.answer_check if args.answer_check is None else args.answer_check
     if threshold > 0:  # the check runs on every question but refuses none: both sets of figures from one run
         options.answer_check = 1e-9
@@ -242,6 +251,7 @@ def main() -> None:
                        "gold": not a["abstained"] and holds_answer(a["answer"], q["answers"]),
                        "seconds": time.perf_counter() - t,
                        "prompt_tokens": a["timings_ms"].get("prompt_tokens"), "answerable": a["answerable"],
+                       "first_source_only": a["first_source_only"],
                        "sources": [{"n": s["n"], "path": s["path"], "title": s["title"], "text": s["text"]}
                                    for s in a["sources"]]}
                 rows.append(row)
@@ -250,7 +260,8 @@ def main() -> None:
                     dump.flush()
                 if args.show:
                     print(f"# {lang} {kind} {row['id']} {row['outcome']} gold={row['gold']} "
-                          f"{row['seconds']:.0f}s P(yes)={row['answerable']} ({row['reason']})\n"
+                          f"{row['seconds']:.0f}s P(yes)={row['answerable']} first_source_only={row['first_source_only']} "
+                          f"({row['reason']})\n"
                           f"#   Q: {row['question']}\n"
                           f"#   A: {(row['unsupported_answer'] or row['answer'])!r}", flush=True)
     report(rows, threshold)

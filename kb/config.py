@@ -129,6 +129,11 @@ OPTIONS: tuple[Option, ...] = (
            "before answering, the LLM is asked whether any source states the answer; below this P(yes) kb refuses "
            "(-1: the threshold calibrated for the model, 0.5 for qwen2.5-coder-1.5b, none for others; 0: no check)",
            minimum=-1),
+    Option("first_source_check", float, -1.0,
+           "the same question is first asked of the best source alone; at this P(yes) or more the answer is written "
+           "from it alone, and its first word comes sooner (-1: the threshold calibrated for the model, "
+           "0.85 for qwen2.5-coder-1.5b, none for others; 0: always all sources)",
+           minimum=-1),
     Option("variants", int, 3, "query variants the LLM writes for RAG-Fusion", minimum=1),
     Option("top_k", int, 4, "passages retrieved for an answer (the context holds what fits)", minimum=1),
     Option("context_tokens", int, 1200,

@@ -300,7 +300,8 @@ class ScriptedLLM:
     model_id = "scripted.gguf"
     n_ctx = 2048
 
-    def __init__(self, reply: str, variants: str = "", yes: float = 0.9):
+    def __init__(self, reply, variants: str = "", yes=0.9):
+        """`reply` and `yes` are values, or functions of how many sources the prompt has."""
         self.reply, self.variants, self.yes = reply, variants, yes
         self.prompts: list[list[dict]] = []
         self.checks: list[list[dict]] = []
@@ -312,14 +313,18 @@ class ScriptedLLM:
     def chat(self, messages, max_tokens, temperature=0.1, stop=None):
         return self.variants
 
+    @staticmethod
+    def sources_in(messages) -> int:
+        return messages[-1]["content"].count("<source ")
+
     def yes_probability(self, messages):
         self.checks.append(messages)
-        return self.yes
+        return self.yes(self.sources_in(messages)) if callable(self.yes) else self.yes
 
     def stream_chat(self, messages, max_tokens, temperature=0.1, stop=None):
         """The reply in small pieces, cut where a stop string starts (as llama.cpp does)."""
         self.prompts.append(messages)
-        reply = self.reply
+        reply = self.reply(self.sources_in(messages)) if callable(self.reply) else self.reply
         for s in stop or ():
             reply = reply.split(s, 1)[0]
         for i in range(0, len(reply), 3):
@@ -389,6 +394,69 @@ def test_the_answer_check_threshold_comes_from_the_model_unless_set(tmp_path):
     assert AskOptions.from_settings(load_settings(str(tmp_path), {"llm_model": "tiny"})).answer_check == 0
     assert AskOptions.from_settings(load_settings(str(tmp_path), {"answer_check": 0.5})).answer_check == 0.5
     assert AskOptions.from_settings(load_settings(str(tmp_path), {"answer_check": 0})).answer_check == 0
+
+
+def test_a_first_source_the_model_is_sure_of_is_answered_from_alone(handbook):
+    llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=lambda n: 0.95 if n == 1 else 0.6)
+    options = AskOptions(top_k=3, fusion="off", answer_check=0.5, first_source_check=0.9)
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?", options)
+    assert not answer.abstained and answer.first_source_only and answer.answerable == 0.95
+    assert [s.n for s in answer.sources] == [1] and "warranty.md" in answer.sources[0].path
+    assert [c.source.n for c in answer.citations] == [1] and answer.to_dict()["first_source_only"] is True
+    assert len(llm.checks) == 1 and [ScriptedLLM.sources_in(p) for p in llm.prompts] == [1]
+
+
+def test_an_unsure_first_source_means_the_check_and_the_answer_read_them_all(handbook):
+    llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=lambda n: 0.8 if n == 1 else 0.7)
+    options = AskOptions(top_k=3, fusion="off", answer_check=0.5, first_source_check=0.9)
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?", options)
+    assert not answer.abstained and not answer.first_source_only and answer.answerable == 0.7
+    assert [ScriptedLLM.sources_in(p) for p in llm.checks] == [1, 3] and ScriptedLLM.sources_in(llm.prompts[0]) == 3
+    # the first source's check is the start of the whole one: the KV cache serves both
+    one, whole = (c[1]["content"] for c in llm.checks)
+    assert whole.startswith(one.split("\n\nQuestion:")[0])
+    # a first source below the answer check's own threshold is never answered from alone
+    llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=lambda n: 0.8 if n == 1 else 0.9)
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?",
+                                              AskOptions(top_k=3, fusion="off", answer_check=0.85, first_source_check=0.7))
+    assert not answer.first_source_only and answer.answerable == 0.9
+
+
+def test_a_decline_from_the_first_source_alone_is_not_shown_and_all_sources_are_read(handbook):
+    llm = ScriptedLLM(lambda n: "The documents do not say how long." if n == 1 else "It lasts 27 months [2].",
+                      yes=lambda n: 0.95 if n == 1 else 0.7)
+    streamed: list[str] = []
+    options = AskOptions(top_k=3, fusion="off", answer_check=0.5, first_source_check=0.9)
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?", options, on_text=streamed.append)
+    assert not answer.abstained and not answer.first_source_only and len(answer.sources) == 3
+    assert "".join(streamed).strip() == answer.answer == "It lasts 27 months [2]." and answer.answerable == 0.7
+    assert [ScriptedLLM.sources_in(p) for p in llm.prompts] == [1, 3]
+    assert [ScriptedLLM.sources_in(p) for p in llm.checks] == [1, 3]
+    # when the whole set fails the check after that, kb refuses, and nothing but the refusal was shown
+    llm = ScriptedLLM("The documents do not say.", yes=lambda n: 0.95 if n == 1 else 0.3)
+    streamed.clear()
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?", options, on_text=streamed.append)
+    assert answer.abstained and "0.30 < 0.5" in answer.abstain_reason and streamed == ["The documents don't say."]
+
+
+def test_a_first_source_answer_is_streamed_once_it_cannot_be_a_decline():
+    from kb.answer.grounding import may_decline
+
+    assert not may_decline("The chamber") and not may_decline("QF-300") and not may_decline("In 1990")
+    assert not may_decline("根据资料") and not may_decline("No, it")
+    for opening in ("", "The", "The doc", "The documents do not", "I", "文档", "没有", "The documents don't say."):
+        assert may_decline(opening), opening
+    assert not may_decline("The documents state that the warranty lasts 27 months and covers every part.")
+
+
+def test_the_first_source_check_threshold_comes_from_the_model_unless_set(tmp_path):
+    from kb.config import load_settings
+    from kb.llm.presets import DEFAULT_PRESET
+
+    options = AskOptions.from_settings(load_settings(str(tmp_path)))
+    assert options.first_source_check == DEFAULT_PRESET.first_source_check > options.answer_check
+    assert AskOptions.from_settings(load_settings(str(tmp_path), {"llm_model": "tiny"})).first_source_check == 0
+    assert AskOptions.from_settings(load_settings(str(tmp_path), {"first_source_check": 0})).first_source_check == 0
 
 
 def test_ask_abstains_when_the_model_declines(handbook):

@@ -359,6 +359,33 @@ def test_the_default_model_judges_whether_its_sources_answer_a_question():
     assert llm.last_stats["prompt_tokens_reused"] > 0.8 * llm.last_stats["prompt_tokens"]
 
 
+def test_the_default_model_answers_from_a_first_source_it_is_sure_of_alone_and_reads_all_otherwise():
+    """The first-source check through the real model and the Asker: with the warranty's source first, the answer
+    is written from it alone (fewer prompt tokens); with it last, the first source fails the check, and the model
+    reads all three and still finds it."""
+    from kb.answer import Asker, AskOptions
+    from kb.answer.types import Source
+
+    llm = load_llm(load_settings(), cpu=True)
+
+    def sources(*texts):
+        return [Source(0, [i], text, 1.0 - i / 10, i, path=f"doc{i}.md") for i, text in enumerate(texts)]
+
+    warranty = "The QF-300 stirrer is covered by a warranty of 27 months from the date of delivery."
+    noise = "At 1,500 rpm the QF-300 runs below 41 dB; above that, its cooling fan adds about 6 dB."
+    support = "Support requests go to qf-support@orrery-labs.example with the unit's serial number."
+    options = AskOptions(fusion="off", answer_check=DEFAULT_PRESET.answer_check,
+                         first_source_check=DEFAULT_PRESET.first_source_check)
+    asker = Asker(None, lambda: llm)
+    sure = asker.answer_from("How long is the QF-300 warranty?", sources(warranty, noise, support), options)
+    assert sure.first_source_only and [s.text for s in sure.sources] == [warranty]
+    assert not sure.abstained and "27" in sure.answer and sure.answerable >= DEFAULT_PRESET.first_source_check
+    unsure = asker.answer_from("How long is the QF-300 warranty?", sources(noise, support, warranty), options)
+    assert not unsure.first_source_only and len(unsure.sources) == 3
+    assert not unsure.abstained and "27" in unsure.answer
+    assert sure.timings_ms["prompt_tokens"] < unsure.timings_ms["prompt_tokens"]
+
+
 # ---- the CLI -------------------------------------------------------------------------------------
 
 def test_kb_models_lists_what_is_in_use_and_the_alternatives():

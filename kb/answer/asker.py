@@ -14,7 +14,8 @@ from kb.answer.citations import CitationFilter, infer_citations
 from kb.answer.evidence import evidence, weak_evidence
 from kb.answer.extractive import extractive_answer
 from kb.answer.fusion import confident, generate_variants, translate
-from kb.answer.grounding import LoopGuard, drop_repeated_lines, is_decline, unmentioned_names, unsupported
+from kb.answer.grounding import (LoopGuard, drop_repeated_lines, is_decline, may_decline, unmentioned_names,
+                                 unsupported)
 from kb.answer.prompt import ECHO_STOPS, check_messages, embedding_scorer, messages_for, pack
 from kb.answer.sources import build_sources
 from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
@@ -190,41 +191,28 @@ class Asker:
                               options.context_tokens, options.source_tokens, self._sentence_scorer())
         if on_sources:
             on_sources(answer.sources)
-        if options.answer_check > 0:
-            # asked before the answer: a small model answers a question its sources do not answer with a
-            # neighbouring fact, yet judges "does any source state the answer?" better; the check's prompt is the
-            # answer's up to the question, so it costs the few tokens of its last line (docs/answering.md)
-            t = time.perf_counter()
-            answer.answerable = llm.yes_probability(check_messages(question, answer.sources, lang))
-            answer.timings_ms["check"] = (time.perf_counter() - t) * 1000
-            if answer.answerable < options.answer_check:
-                return self._refuse(answer, f"the model judged that no source states the answer "
-                                            f"(P(yes) {answer.answerable:.2f} < {options.answer_check:g})",
-                                    on_text, started)
-        flt = CitationFilter({s.n for s in answer.sources})
-        parts: list[str] = []
-        stream = llm.stream_chat(messages_for(question, answer.sources, lang), max_tokens=options.max_tokens,
-                                 temperature=options.temperature, stop=ECHO_STOPS)
-        loop = LoopGuard()
-        try:
-            for piece in stream:
-                text = flt.feed(piece)
-                if text:
-                    parts.append(text)
-                    if on_text:
-                        on_text(text)
-                if loop.looping(piece):
-                    break
-        finally:
-            close: Callable[[], None] | None = getattr(stream, "close", None)
-            if close:
-                close()
-        tail = flt.flush()
-        if tail:
-            parts.append(tail)
-            if on_text:
-                on_text(tail)
-        answer.answer = drop_repeated_lines("".join(parts)).strip()
+        t = time.perf_counter()
+        read, answer.answerable = self._check(llm, question, answer.sources, lang, options)
+        checked = (time.perf_counter() - t) * 1000
+        written = None
+        while written is None:
+            if answer.answerable is not None:
+                answer.timings_ms["check"] = checked
+                if answer.answerable < options.answer_check:
+                    return self._refuse(answer, f"the model judged that no source states the answer "
+                                                f"(P(yes) {answer.answerable:.2f} < {options.answer_check:g})",
+                                        on_text, started)
+            written = self._write(llm, question, read, lang, options, on_text,
+                                  hold_decline=len(read) < len(answer.sources))
+            if written is None:  # it declined with the best source alone, which it had judged to state the answer
+                t, read = time.perf_counter(), answer.sources
+                answer.answerable = llm.yes_probability(check_messages(question, read, lang)) \
+                    if options.answer_check > 0 else None
+                checked += (time.perf_counter() - t) * 1000
+        answer.first_source_only = len(read) < len(answer.sources)
+        answer.sources = read
+        text, flt = written
+        answer.answer = text
         stats = dict(getattr(llm, "last_stats", {}) or {})
         answer.timings_ms.update({k: float(stats[k]) for k in ("prompt_tokens", "prompt_tokens_evaluated", "first_token_ms")
                                   if k in stats})
@@ -245,6 +233,64 @@ class Asker:
                 answer.citations.append(Citation(source, inferred=True, sentence=sentence))
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         return answer
+
+    @staticmethod
+    def _check(llm, question: str, sources: list[Source], lang: str, options: AskOptions
+               ) -> tuple[list[Source], float | None]:
+        """(the sources the model will answer from, its P(yes) that they state the answer; None when not asked).
+        Asked before the answer: a small model answers a question its sources do not answer with a neighbouring
+        fact, yet judges "does any source state the answer?" better; the check's prompt is the answer's up to the
+        question, so it costs the few tokens of its last line. First asked of the best source alone (its prompt
+        is the start of the whole one, so the KV cache serves both): when the model is sure of it, the answer is
+        written from it alone, and the first word comes after reading a third of the tokens (docs/answering.md)."""
+        first = max(options.first_source_check, options.answer_check)
+        if options.first_source_check > 0 and len(sources) > 1:
+            p = llm.yes_probability(check_messages(question, sources[:1], lang))
+            if p >= first:
+                return sources[:1], p
+        if options.answer_check <= 0:
+            return sources, None
+        return sources, llm.yes_probability(check_messages(question, sources, lang))
+
+    @staticmethod
+    def _write(llm, question: str, sources: list[Source], lang: str, options: AskOptions,
+               on_text: Callable[[str], None] | None, hold_decline: bool) -> tuple[str, CitationFilter] | None:
+        """(the answer the model streams from `sources`, its citation filter). `hold_decline`: its opening is held
+        back while it may still be a decline, and a decline ends generation and returns None, unseen."""
+        flt = CitationFilter({s.n for s in sources})
+        parts: list[str] = []
+        held = "" if hold_decline else None
+        stream = llm.stream_chat(messages_for(question, sources, lang), max_tokens=options.max_tokens,
+                                 temperature=options.temperature, stop=ECHO_STOPS)
+        loop = LoopGuard()
+        try:
+            for piece in stream:
+                text = flt.feed(piece)
+                if held is not None and text:
+                    held += text
+                    if is_decline(held):
+                        return None
+                    if may_decline(held):
+                        continue
+                    text, held = held, None
+                if text:
+                    parts.append(text)
+                    if on_text:
+                        on_text(text)
+                if loop.looping(piece):
+                    break
+        finally:
+            close: Callable[[], None] | None = getattr(stream, "close", None)
+            if close:
+                close()
+        tail = (held or "") + flt.flush()
+        if held is not None and is_decline(tail):
+            return None
+        if tail:
+            parts.append(tail)
+            if on_text:
+                on_text(tail)
+        return drop_repeated_lines("".join(parts)).strip(), flt
 
     def _sentence_scorer(self):
         """The embedder retrieval already loaded scores a long source's sentences (it matches across languages;

@@ -172,6 +172,21 @@ def is_decline(text: str) -> bool:
     return bool(DECLINE.match(text.strip())) or text.strip() in ABSTAIN.values()
 
 
+# The first words DECLINE can match, lower-cased: an answer that begins with (a prefix of) one may still be a decline.
+DECLINE_OPENINGS = ("the document", "the source", "the provided", "there is no", "no information", "no mention",
+                    "i do not", "i don't", "i dont", "i cannot", "i can't", "i cant", "文档", "资料", "来源", "材料", "没有")
+DECLINE_HOLD_CHARS = 64  # an opening this long that is not yet a decline is an answer
+
+
+def may_decline(opening: str) -> bool:
+    """Whether an answer that begins with `opening` could still turn out to be a decline: it is one, or its first
+    words are (the start of) a decline's. "The chamber…" is not; "The doc" and "The documents state" may be."""
+    head = re.sub(r"^\W+", "", opening).casefold()
+    if not head or DECLINE.match(head):
+        return True
+    return len(head) < DECLINE_HOLD_CHARS and any(o.startswith(head) or head.startswith(o) for o in DECLINE_OPENINGS)
+
+
 class LoopGuard:
     """Notices a small model repeating itself ("The answer is: 10 °C." over and over) so generation can stop."""
 

