@@ -217,6 +217,10 @@ def test_figures_are_compared_as_numbers_and_codes_only_within_a_language():
     assert "2025" in unsupported("Released 2025-03-05 [1].", manual, "When was 4.2.0 released?")
     steps = "To update:\n1. Check firmware 4.2.0 [1].\n2) Fill to 0.5 mL [1]."  # list markers are not figures
     assert unsupported(steps, manual, "How do I update?") is None
+    # ...but a figure that opens the answer is one (sample_docs q33, withdrawn for "figures no source has: 1")
+    hinge = [source(1, "/t.md", None, None, None, None, "", [1], "Tighten both hinge screws to 1.1 N·m.", 1, 1)]
+    assert unsupported("1.1 N·m", hinge, "To what torque are the lid hinge screws tightened?") is None
+    assert unsupported("1.2 N·m", hinge, "To what torque are the lid hinge screws tightened?").endswith(": 1.2")
     zh = [source(1, "/zh.md", None, None, None, None, "", [1], "错误代码 E-305 表示二氧化碳传感器漂移。", 1, 1)]
     # CO2 is a code, and codes may be translated (二氧化碳); only numbers cross languages
     assert unsupported("Error E-305 means the CO2 sensor drifts [1].", zh, "What does E-305 mean?") is None

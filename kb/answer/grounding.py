@@ -106,7 +106,8 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
       UNMENTIONED_MAX of the question's words that no source in its language has;
     - when every source is in its language, one must hold a fair share of the words it adds to the question (a
       model that cites the wrong number may have drawn the words from a source in the other language)."""
-    text = re.sub(r"(?m)^\s*\d{1,2}[.)、]\s*", " ", re.sub(r"\[\d+\]", " ", answer))  # not citations, list markers
+    # not citations, nor list markers ("1. Check", not the "1." of "1.1 N·m")
+    text = re.sub(r"(?m)^\s*\d{1,2}[.)、](?!\d)\s*", " ", re.sub(r"\[\d+\]", " ", answer))
     if not sources:
         return None
     numbers = _numbers(text)
