@@ -400,6 +400,20 @@ def test_the_answer_check_threshold_comes_from_the_model_unless_set(tmp_path):
     assert AskOptions.from_settings(load_settings(str(tmp_path), {"answer_check": 0})).answer_check == 0
 
 
+def test_question_words_only_an_unread_source_has_are_still_mentioned_by_the_documents():
+    # calibration en09: answered from the best source alone, which writes "Pol β" where the question says "beta"
+    read = [source(1, "/p.txt", None, None, None, None, "", [1], "DNA polymerase β (Pol β) is overexpressed in "
+                   "tumours. By using recombinant CHO cells, we showed that cells overexpressing Pol β die.", 1, 1)]
+    unread = [source(2, "/e.txt", None, None, None, None, "", [2], "ER beta was used to study breast cancer.", 1, 2)]
+    question = "Which cells were used to study cells overexpressing DNA polymerase beta?"
+    answer = "The cells used to study cells overexpressing DNA polymerase beta were recombinant CHO cells [1]."
+    assert unsupported(answer, read, question).startswith("no source mentions")
+    assert unsupported(answer, read, question, unread) is None
+    # ...but only for that rule: a figure the model could not have read is still made up
+    assert unsupported("CHO cells, 14 of them [1].", read, question, [source(2, "/x.txt", None, None, None, None, "",
+                       [2], "Fourteen cell lines.", 1, 2)]).endswith(": 14")
+
+
 def test_a_first_source_the_model_is_sure_of_is_answered_from_alone(handbook):
     llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=lambda n: 0.95 if n == 1 else 0.6)
     options = AskOptions(top_k=3, fusion="off", answer_check=0.5, first_source_check=0.9)
@@ -408,6 +422,16 @@ def test_a_first_source_the_model_is_sure_of_is_answered_from_alone(handbook):
     assert [s.n for s in answer.sources] == [1] and "warranty.md" in answer.sources[0].path
     assert [c.source.n for c in answer.citations] == [1] and answer.to_dict()["first_source_only"] is True
     assert len(llm.checks) == 1 and [ScriptedLLM.sources_in(p) for p in llm.prompts] == [1]
+
+
+def test_an_answer_from_the_first_source_alone_may_restate_words_only_the_unread_sources_have(handbook):
+    question = "How long is the QF-300 warranty, and do support requests about the quiet stirrer count?"
+    llm = ScriptedLLM("The QF-300 warranty lasts 27 months [1]; support requests about a quiet stirrer count.",
+                      yes=lambda n: 0.95 if n == 1 else 0.6)
+    options = AskOptions(top_k=3, fusion="off", answer_check=0.5, first_source_check=0.9)
+    answer = Asker(handbook, lambda: llm).ask(question, options)
+    assert answer.first_source_only and "warranty.md" in answer.sources[0].path
+    assert not answer.abstained, answer.abstain_reason  # support, requests, quiet, stirrer: in the unread two
 
 
 def test_an_unsure_first_source_means_the_check_and_the_answer_read_them_all(handbook):

@@ -210,7 +210,7 @@ class Asker:
                     if options.answer_check > 0 else None
                 checked += (time.perf_counter() - t) * 1000
         answer.first_source_only = len(read) < len(answer.sources)
-        answer.sources = read
+        answer.sources, unread = read, answer.sources[len(read):]
         text, flt = written
         answer.answer = text
         stats = dict(getattr(llm, "last_stats", {}) or {})
@@ -220,7 +220,7 @@ class Asker:
             answer.timings_ms["first_token"] = answer.timings_ms.pop("first_token_ms")
         answer.tokens_per_s = stats.get("tokens_per_s")
         declined = is_decline(answer.answer)
-        why_not = None if declined else unsupported(answer.answer, answer.sources, question)
+        why_not = None if declined else unsupported(answer.answer, answer.sources, question, unread)
         if declined and not flt.cited:
             answer.abstained, answer.abstain_reason = True, "the model found no answer"
         elif why_not:

@@ -92,7 +92,7 @@ def _in_other_script(word: str, lang: str) -> bool:
     return han if lang == "en" else (not han and any("a" <= ch <= "z" for ch in word))
 
 
-def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | None:
+def unsupported(answer: str, sources: Sequence[Source], question: str, unread: Sequence[Source] = ()) -> str | None:
     """Why the answer is not drawn from the sources, or None when it is. Small models, told to answer only from
     the sources, still answer from memory ("The capital of Australia is Canberra [1]"), make up a figure, or
     answer a question about something the documents never mention with a nearby fact ("the remote's battery
@@ -103,7 +103,9 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
       translated, so some source or the question must have it ("QF-300 Pro 的 GPU");
     - an answer to a what/which/how question must add something to it ("QF-300 使用的是 GPU。");
     - when the sources it cites (all of them, if it cites none) are in its language, it may not repeat more than
-      UNMENTIONED_MAX of the question's words that no source in its language has;
+      UNMENTIONED_MAX of the question's words that no source in its language has, read or `unread` (found by
+      retrieval but not given to the model: the documents still mention those words, so the answer may be about
+      what was asked; a rule about the subject, unlike the figures and words the answer draws from what it read);
     - when every source is in its language, one must hold a fair share of the words it adds to the question (a
       model that cites the wrong number may have drawn the words from a source in the other language)."""
     # not citations, nor list markers ("1. Check", not the "1." of "1.1 N·m")
@@ -135,7 +137,8 @@ def unsupported(answer: str, sources: Sequence[Source], question: str) -> str | 
     source_tokens = [st for st, ok in zip(tokens, same) if ok]
     if not source_tokens:
         return None  # every source is in the other language: words cannot tell
-    unmentioned = (answer_words & question_words) - _QUESTION_WORDS - set().union(*source_tokens)
+    mentioned = set().union(*source_tokens, *(tokenize(s.text) for s in unread if question_language(s.text) == lang))
+    unmentioned = (answer_words & question_words) - _QUESTION_WORDS - mentioned
     if len(unmentioned) > UNMENTIONED_MAX:
         return f"no source mentions {', '.join(_as_written(text, unmentioned)[:5])}"
     # An answer that cites nothing is judged by the sources in its language even when others are in the other
