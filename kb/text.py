@@ -265,6 +265,34 @@ def han_names(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+# jieba's tags for content words: nouns, names, distinguishing words (短齿), verbal nouns, verbs (举牌), idioms
+CONTENT_TAGS = NAME_TAGS | frozenset({"n", "b", "vn", "v", "j", "l", "i"})
+# a content word jieba's dictionary counts fewer times than this (0 for a word it only guessed: 异齿, 白鸟 6), so
+# specific that a text about the question's subject would use it (calibrated in bench/calibrate.py --names-test)
+RARE_WORD_FREQ = 50
+_ASKING = re.compile("哪|什么|多少|几|谁|何|怎")
+
+
+def han_rare_words(text: str) -> list[tuple[str, int]]:
+    """The rare content words of a Chinese text (2+ Han characters, a CONTENT_TAGS tag, dictionary count below
+    RARE_WORD_FREQ, no question word in them), each with where it starts, in order."""
+    import jieba.posseg
+
+    freq = _get_jieba().dt.FREQ
+    out, at = [], 0
+    for w, tag in jieba.posseg.cut(text):
+        start, at = at, at + len(w)
+        if len(w) >= 2 and tag in CONTENT_TAGS and has_han(w) and freq.get(w, 0) < RARE_WORD_FREQ \
+                and not _ASKING.search(w):
+            out.append((w, start))
+    return out
+
+
+def han_subwords(word: str) -> list[str]:
+    """The dictionary words of 2+ characters inside a longer word (扮演者: 扮演; 西藏地区: 西藏, 地区)."""
+    return [p for p in _get_jieba().cut_for_search(word, HMM=False) if 2 <= len(p) < len(word)]
+
+
 def _get_stemmer():
     global _stemmer
     if _stemmer is None:

@@ -290,6 +290,23 @@ def test_a_chinese_question_about_a_name_no_source_mentions_is_refused_before_th
     assert [s.n for s in answer.sources] == [1] and answer.citations == []
 
 
+def test_a_chinese_question_with_a_rare_word_no_source_has_is_refused_before_the_llm():
+    # calibration DEV_1174 (unanswerable): the sources tell of another eel, whose length the model gave as this one's
+    eels = [source(1, "/e.md", None, None, None, None, "", [1], "黑尾前肛鳗，为辐鳍鱼纲鳗鲡目的其中一种，体长可达23.7公分。",
+                   1, 1)]
+    assert unmentioned_names("异齿前肛鳗的体长是多少？", eels) == ["异齿"]
+    assert unmentioned_names("黑尾前肛鳗的体长是多少？", eels) == []
+    # a dictionary word inside a rarer one is enough (扮演者: 扮演); so is a name it was cut across (潘 / 淑是: 潘淑)
+    cast = [source(1, "/c.md", None, None, None, None, "", [1], "剧中项少龙由古天乐扮演。", 1, 1)]
+    assert unmentioned_names("电视剧版的项少龙的扮演者是谁？", cast) == []
+    queen = [source(1, "/q.md", None, None, None, None, "", [1], "潘淑，孙权的皇后，会稽句章人。", 1, 1)]
+    assert unmentioned_names("潘淑是谁的皇后？", queen) == []
+    assert unmentioned_names("潘淑是谁的皇后？", eels) == ["淑是"]
+    # common words a paraphrase may change (颜色, 不同) are not the subject
+    fish = [source(1, "/f.md", None, None, None, None, "", [1], "川纹笛鲷幼鱼体侧有黑色横带，成鱼横带变淡。", 1, 1)]
+    assert unmentioned_names("川纹笛鲷幼鱼和成鱼的横带颜色上有什么不同？", fish) == []
+
+
 def test_extractive_answer_picks_matching_sentences_with_citations():
     sources = [source(1, "/a.md", None, None, None, None, "", [1],
                       "Intro text. The warranty lasts 27 months. Unrelated closing.", 1, 1),

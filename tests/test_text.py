@@ -91,6 +91,15 @@ def test_han_helpers():
 # ---- tokens --------------------------------------------------------------------------------------
 
 
+def test_rare_han_words():
+    from kb.text import han_rare_words, han_subwords
+
+    assert han_rare_words("异齿前肛鳗的体长是多少？")[0] == ("异齿", 0)
+    assert ("举牌", 2) in han_rare_words("谁是举牌小人的创作者？")
+    assert han_rare_words("这个国家的城市在哪里？") == []  # common words, question words
+    assert han_subwords("西藏地区") == ["西藏", "地区"] and han_subwords("异齿") == []
+
+
 def test_mixed_query_matches_document():
     query = tokenize("如何重置 E-17 错误 on the Model X200?")
     assert {"重置", "错误", "model", "x200"} <= set(query)

@@ -8,7 +8,7 @@ import re
 from typing import Sequence
 
 from kb.answer.types import ABSTAIN, Source
-from kb.text import han_names, question_language, tokenize
+from kb.text import han_names, han_rare_words, han_subwords, has_han, question_language, tokenize
 
 # How an answer that declines begins, in the words small models actually use.
 DECLINE = re.compile(
@@ -150,15 +150,26 @@ def unsupported(answer: str, sources: Sequence[Source], question: str, unread: S
 
 
 def unmentioned_names(question: str, sources: Sequence[Source]) -> list[str]:
-    """The names a Chinese question asks about (`kb.text.han_names`) that no source mentions, in its text, title,
-    heading or file name: the documents do not speak of that subject, and an answer could only put the question's
-    subject on another's fact ("太浩湖位于江苏省苏州市" from a paragraph about another lake). Empty for an English
-    question (not measured there yet), and when a source is in English (it may name the subject in English)."""
+    """The names (`kb.text.han_names`) and rare words (`kb.text.han_rare_words`: 异齿, 举牌) a Chinese question asks
+    about that no source mentions, in its text, title, heading or file name: the documents do not speak of that
+    subject, and an answer could only put the question's subject on another's fact ("太浩湖位于江苏省苏州市" from
+    a paragraph about another lake; "黑尾前肛鳗的体长" asked as 异齿前肛鳗's). A rare word is not missing when a
+    dictionary word inside it is there (扮演者: 扮演), nor when it was cut across a name the sources have (潘淑是
+    cut 潘 / 淑是: 潘淑). Empty for an English question (not measured there yet), and when a source is in English
+    (it may name the subject in English)."""
     if not sources or question_language(question) != "zh" or any(question_language(s.text) != "zh"
                                                                   for s in sources):
         return []
     seen = "\n".join(f"{s.text}\n{s.title or ''}\n{s.heading or ''}\n{s.path or ''}" for s in sources)
-    return [name for name in han_names(question) if name not in seen]
+    missing = [name for name in han_names(question) if name not in seen]
+    for word, start in han_rare_words(question):
+        end = start + len(word)
+        across = (question[start - 1:start + 1] if start else "", question[end - 1:end + 1])  # 潘淑, ...
+        if word in seen or word in missing or any(len(b) == 2 and has_han(b) and b in seen for b in across) \
+                or any(part in seen for part in han_subwords(word)):
+            continue
+        missing.append(word)
+    return missing
 
 
 def _squash(text: str) -> str:
