@@ -209,6 +209,19 @@ def test_answers_not_drawn_from_the_sources_are_caught():
     assert unsupported("QF-300 is covered [1].", sources, "Is the QF-300 covered?") is None  # its figure is asked
 
 
+def test_a_sentence_that_only_points_at_the_sources_is_not_judged_as_the_answer():
+    sources = [source(1, "/a.md", None, None, None, None, "", [1], "The cancer history review.", 1, 1),
+               source(2, "/b.md", None, None, None, None, "", [2], "TCOF1, also called Treacle, is a nucleolar "
+                      "protein.", 1, 2)]
+    question = "What is the other name of TCOF1?"  # calibration en03, withdrawn for its second sentence's words
+    assert unsupported("The other name of TCOF1 is Treacle. This can be found in sources [2] and .", sources,
+                       question) is None
+    assert unsupported("TCOF1 也叫 Treacle [2]。这在资料中有提到。", sources, "TCOF1 的另一个名字是什么？") is None
+    # ...and pointing at the sources adds nothing to a restated question (calibration en09, unanswerable)
+    assert unsupported("The other name of TCOF1 is stated in the first source [1].", sources, question) == \
+        "the answer only restates the question"
+
+
 def test_figures_are_compared_as_numbers_and_codes_only_within_a_language():
     manual = [source(1, "/a.md", None, None, None, None, "", [1],
                      "Firmware 4.2.0 - released 2024-03-05. Maximum speed 1,850 rpm; fill to 0.50 mL.", 1, 1)]

@@ -8,7 +8,7 @@ import re
 from typing import Sequence
 
 from kb.answer.types import ABSTAIN, Source
-from kb.text import han_names, han_rare_words, han_subwords, has_han, question_language, tokenize
+from kb.text import han_names, han_rare_words, han_subwords, has_han, question_language, split_sentences, tokenize
 
 # How an answer that declines begins, in the words small models actually use.
 DECLINE = re.compile(
@@ -92,6 +92,20 @@ def _in_other_script(word: str, lang: str) -> bool:
     return han if lang == "en" else (not han and any("a" <= ch <= "z" for ch in word))
 
 
+# The words of a sentence that only points at the sources ("This can be found in sources [2] and .", "This is
+# stated in the first source [1].", "这在资料中有提到。"): small models add one, and it says nothing to check.
+_POINTER_WORDS = frozenset(tokenize(
+    "this that it is can be found stated mentioned given provided shown described listed explained in from the "
+    "first second third last above sources source documents document information see according as and refer "
+    "referenced text passage 这 这一点 可以 在 中 有 中有 提到 找到 来源 资料 文档 材料 第一 第二 第一个 第二个 见 如 所述 根据"))
+
+
+def _without_pointers(text: str) -> str:
+    """The text without its sentences that only point at the sources (all of it, if that is all it is)."""
+    kept = [s for s in split_sentences(text) if set(tokenize(s)) - _POINTER_WORDS]
+    return " ".join(kept) if kept else text
+
+
 def unsupported(answer: str, sources: Sequence[Source], question: str, unread: Sequence[Source] = ()) -> str | None:
     """Why the answer is not drawn from the sources, or None when it is. Small models, told to answer only from
     the sources, still answer from memory ("The capital of Australia is Canberra [1]"), make up a figure, or
@@ -108,8 +122,8 @@ def unsupported(answer: str, sources: Sequence[Source], question: str, unread: S
       what was asked; a rule about the subject, unlike the figures and words the answer draws from what it read);
     - when every source is in its language, one must hold a fair share of the words it adds to the question (a
       model that cites the wrong number may have drawn the words from a source in the other language)."""
-    # not citations, nor list markers ("1. Check", not the "1." of "1.1 N·m")
-    text = re.sub(r"(?m)^\s*\d{1,2}[.)、](?!\d)\s*", " ", re.sub(r"\[\d+\]", " ", answer))
+    # not citations, nor list markers ("1. Check", not the "1." of "1.1 N·m"), nor sentences that only point
+    text = _without_pointers(re.sub(r"(?m)^\s*\d{1,2}[.)、](?!\d)\s*", " ", re.sub(r"\[\d+\]", " ", answer)))
     if not sources:
         return None
     numbers = _numbers(text)
@@ -125,7 +139,7 @@ def unsupported(answer: str, sources: Sequence[Source], question: str, unread: S
     unknown = {w for w in added if _in_other_script(w, lang)} - set().union(*tokens)  # copied, never translated
     if unknown:
         return f"no source has {', '.join(_as_written(text, unknown)[:5])}"
-    if not added and _ASKS_WHAT.search(question) and not _YES_NO.search(text) and not _bare_span(text, sources):
+    if not added - _POINTER_WORDS and _ASKS_WHAT.search(question) and not _YES_NO.search(text) and not _bare_span(text, sources):
         return "the answer only restates the question"
     same = [question_language(s.text) == lang for s in sources]
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
