@@ -152,12 +152,12 @@ def recheck(path: Path, threshold: float) -> None:
     rows = read_jsonl(path)
     for r in rows:
         raw = r["unsupported_answer"] or r["answer"]
-        sources = [Source(s["n"], [0], s["text"], 0.0, 0, path=s["path"], title=s.get("title"))
-                   for s in r["sources"]]
-        if unmentioned_names(r["question"], sources) or is_decline(raw) or r["outcome"] == "refused":
+        sources, unread = ([Source(s.get("n", 0), [0], s["text"], 0.0, 0, path=s["path"], title=s.get("title"))
+                            for s in r.get(key, [])] for key in ("sources", "unread"))
+        if unmentioned_names(r["question"], sources + unread) or is_decline(raw) or r["outcome"] == "refused":
             r["outcome"] = "refused"
         else:
-            r["outcome"] = "withdrawn" if unsupported(raw, sources, r["question"]) else "answered"
+            r["outcome"] = "withdrawn" if unsupported(raw, sources, r["question"], unread) else "answered"
         r["gold"] = r["outcome"] == "answered" and holds_answer(raw, r["answers"])
     report(rows, threshold)
 
@@ -253,7 +253,9 @@ def main() -> None:
                        "prompt_tokens": a["timings_ms"].get("prompt_tokens"), "answerable": a["answerable"],
                        "first_source_only": a["first_source_only"],
                        "sources": [{"n": s["n"], "path": s["path"], "title": s["title"], "text": s["text"]}
-                                   for s in a["sources"]]}
+                                   for s in a["sources"]],
+                       "unread": [{"path": f"{d['_id']}.txt", "title": d.get("title"), "text": d["text"]}  # packed,
+                                  for d in cases[kind][len(a["sources"]):]]}  # not read (first source alone)
                 rows.append(row)
                 if dump:
                     dump.write(json.dumps(row, ensure_ascii=False) + "\n")
