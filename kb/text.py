@@ -270,7 +270,7 @@ CONTENT_TAGS = NAME_TAGS | frozenset({"n", "b", "vn", "v", "j", "l", "i"})
 # a content word jieba's dictionary counts fewer times than this (0 for a word it only guessed: 异齿, 白鸟 6), so
 # specific that a text about the question's subject would use it (calibrated in bench/calibrate.py --names-test)
 RARE_WORD_FREQ = 50
-_ASKING = re.compile("哪|什么|多少|几|谁|何|怎")
+_ASKING = re.compile("哪|什么|几|谁|何|怎|是否|能否|可否|多[少长久大高远重宽深厚快早晚]")
 
 
 def han_rare_words(text: str) -> list[tuple[str, int]]:

@@ -97,6 +97,7 @@ def test_rare_han_words():
     assert han_rare_words("异齿前肛鳗的体长是多少？")[0] == ("异齿", 0)
     assert ("举牌", 2) in han_rare_words("谁是举牌小人的创作者？")
     assert han_rare_words("这个国家的城市在哪里？") == []  # common words, question words
+    assert han_rare_words("消毒时容器歧管要在溶液中浸泡多长时间？") == [("歧管", 5)]  # sample_docs q13: not 多长时间
     assert han_subwords("西藏地区") == ["西藏", "地区"] and han_subwords("异齿") == []
 
 
