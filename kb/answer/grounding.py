@@ -139,7 +139,8 @@ def unsupported(answer: str, sources: Sequence[Source], question: str, unread: S
     unknown = {w for w in added if _in_other_script(w, lang)} - set().union(*tokens)  # copied, never translated
     if unknown:
         return f"no source has {', '.join(_as_written(text, unknown)[:5])}"
-    if not added - _POINTER_WORDS and _ASKS_WHAT.search(question) and not _YES_NO.search(text) and not _bare_span(text, sources):
+    if not added - _POINTER_WORDS and _ASKS_WHAT.search(question) and not _YES_NO.search(text) \
+            and not _bare_span(text, sources):
         return "the answer only restates the question"
     same = [question_language(s.text) == lang for s in sources]
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
