@@ -67,7 +67,8 @@ def location_matches(item: dict, q: dict) -> bool:
 
 
 def _digits(text: str) -> list[str]:
-    return re.findall(r"\d+(?:\.\d+)?", text.replace(",", ""))
+    """The numbers of a text, integers without leading zeros (2024-03-05 is 2024 年 3 月 5 日)."""
+    return [n if "." in n else n.lstrip("0") or "0" for n in re.findall(r"\d+(?:\.\d+)?", text.replace(",", ""))]
 
 
 def contains_fact(answer: str, expected: str) -> bool:
@@ -138,6 +139,7 @@ def main() -> None:
                 if args.show:
                     print(f"# {q['id']} {q['lang']} cited={c} retrieved={r} fact={f} abstained={a['abstained']} "
                           f"({a['abstain_reason']}) P(yes)={a['answerable']} first_source_only={a['first_source_only']} "
+                          f"pivot={(a.get('pivot') or {}).get('question')!r} "
                           f"first_token={a['timings_ms'].get('first_token')} queries={a['queries']}\n"
                           f"#   Q: {q['question']}\n#   A: {a['answer']!r}", flush=True)
             refusals = []  # (abstained, P(yes))

@@ -31,6 +31,7 @@ from kb.answer import (
     unsupported,
     weak_evidence,
 )
+from kb.answer.pivot import parse_answer_translation, pivot_language
 from kb.retrieve import Hit, Searcher
 
 
@@ -593,3 +594,100 @@ def test_retrieve_with_fusion_searches_the_question_once(tmp_path, reranker):
     assert [h.to_dict() for h in response.hits] == [h.to_dict() for h in together.hits]
     assert response.list_scores == alone.list_scores == together.list_scores
     assert timings["retrieve"] > 0 and "fusion" in timings
+
+
+# ---- across languages by way of the sources' language (kb.answer.pivot) ---------------------------------------
+
+def test_the_pivot_language_is_the_one_most_packed_sources_are_in():
+    en, zh = "The warranty lasts 27 months.", "保修期为二十七个月，自交付之日起计算。"
+    src = lambda *texts: [source(i, f"/{i}.md", None, None, None, None, "", [i], t, 1.0, i)  # noqa: E731
+                          for i, t in enumerate(texts, 1)]
+    assert pivot_language("zh", src(en, en, zh)) == "en" and pivot_language("en", src(zh, zh, en)) == "zh"
+    assert pivot_language("zh", src(en, zh)) == "en" and pivot_language("zh", src(zh, en)) is None  # ties: the best
+    assert pivot_language("zh", src(zh, zh, en)) is None and pivot_language("en", src(en)) is None
+    assert pivot_language("en", []) is None
+
+
+def test_an_answer_s_translation_keeps_its_figures_codes_and_citations():
+    original = "The operator signs form OL-F-112 within 27 minutes [1]."
+    assert parse_answer_translation("操作员在 27 分钟内签署 OL-F-112 表[1]。", original, "zh") == \
+        "操作员在 27 分钟内签署 OL-F-112 表[1]。"
+    # a citation the translator dropped or moved is the original's, put at the end
+    assert parse_answer_translation("操作员在 27 分钟内签署 OL-F-112 表。", original, "zh") == \
+        "操作员在 27 分钟内签署 OL-F-112 表。[1]"
+    assert parse_answer_translation("操作员在 27 分钟内签署 OL-F-112 表[2]。", original, "zh").endswith("表。[1]")
+    for bad in ("操作员在 28 分钟内签署 OL-F-112 表[1]。",  # a figure changed
+                "操作员在 27 分钟内签署 OL-F-113 表[1]。",  # a code changed
+                "操作员签署表格[1]。",  # a figure and a code lost
+                "The operator signs form OL-F-112 within 27 minutes [1].",  # not translated
+                ""):
+        assert parse_answer_translation(bad, original, "zh") is None, bad
+    # a month's number may appear where the original wrote its name; a large new figure may not
+    released = "Firmware 4.2.0 was released on 14 March 2024 [2]."
+    assert parse_answer_translation("固件 4.2.0 于 2024 年 3 月 14 日发布[2]。", released, "zh")
+    assert parse_answer_translation("固件 4.2.0 于 2024 年 3 月 14 日发布，共 300 台[2]。", released, "zh") is None
+    # into English, the source's own wording follows: a small model renders Chinese names as names they are not
+    shown = parse_answer_translation("The authorised dealer is Shanghai Technology.", "华东地区的授权经销商是沪澄科技。[1]",
+                                     "en")
+    assert shown == "The authorised dealer is Shanghai Technology. [1]\n(Chinese: 华东地区的授权经销商是沪澄科技。)"
+
+
+class PivotLLM(ScriptedLLM):
+    """Answers in whatever language it is asked in; translates questions and answers with canned replies."""
+
+    def __init__(self, reply, question_translation, answer_translation, yes=0.9):
+        super().__init__(reply, yes=yes)
+        self.question_translation, self.answer_translation = question_translation, answer_translation
+        self.chats: list[list[dict]] = []
+
+    def chat(self, messages, max_tokens, temperature=0.1, stop=None):
+        self.chats.append(messages)
+        return self.question_translation if "translate questions" in messages[0]["content"] \
+            else self.answer_translation
+
+
+def _english_sources():
+    return [source(1, "/docs/warranty.md", None, None, None, None, "", [1],
+                   "The QF-300 warranty lasts 27 months from delivery.", 1.0, 1),
+            source(2, "/docs/noise.md", None, None, None, None, "", [2], "The stirrer is quiet below 41 dB.", 0.5, 2)]
+
+
+def test_a_chinese_question_over_english_sources_is_answered_in_english_then_translated():
+    llm = PivotLLM("The warranty lasts 27 months [1].", "How long is the QF-300 warranty?",
+                   "保修期为 27 个月[1]。")
+    streamed: list[str] = []
+    options = AskOptions(fusion="off", answer_check=0.5, pivot=True)
+    answer = Asker(None, lambda: llm).answer_from("QF-300 的保修期是多久？", _english_sources(), options,
+                                                  on_text=streamed.append)
+    assert not answer.abstained and answer.answer == "保修期为 27 个月[1]。" and streamed == [answer.answer]
+    assert answer.language == "zh" and [c.source.n for c in answer.citations] == [1]
+    assert answer.to_dict()["pivot"] == {"language": "en", "question": "How long is the QF-300 warranty?",
+                                         "answer": "The warranty lasts 27 months [1]."}
+    # the model read the English question and was told to answer in English
+    asked = llm.prompts[0]
+    assert "Question: How long is the QF-300 warranty?" in asked[1]["content"]
+    assert "Write the answer in English" in asked[0]["content"]
+    assert "Question: How long is the QF-300 warranty?" in llm.checks[0][1]["content"]
+    # a translation that loses the figure is not shown: the English answer is, with its citation
+    llm = PivotLLM("The warranty lasts 27 months [1].", "How long is the QF-300 warranty?", "保修期很长[1]。")
+    answer = Asker(None, lambda: llm).answer_from("QF-300 的保修期是多久？", _english_sources(), options)
+    assert answer.answer == "The warranty lasts 27 months [1]." and not answer.abstained
+    # off, or with no usable translation of the question, the model answers the Chinese question directly
+    for opts, translation in ((AskOptions(fusion="off", pivot=False), "How long is the QF-300 warranty?"),
+                              (options, "保修期是多久？")):
+        llm = PivotLLM("保修期为 27 个月[1]。", translation, "unused")
+        answer = Asker(None, lambda: llm).answer_from("QF-300 的保修期是多久？", _english_sources(), opts)
+        assert answer.pivot is None and answer.answer == "保修期为 27 个月[1]。"
+        assert "Question: QF-300 的保修期是多久？" in llm.prompts[0][1]["content"]
+
+
+def test_a_pivoted_answer_that_declines_or_fails_the_grounding_check_is_refused_in_the_question_s_language():
+    options = AskOptions(fusion="off", pivot=True)
+    for reply, reason in (("The documents don't say.", "the model found no answer"),
+                          ("The warranty lasts 36 months [1].", "not supported by the sources")):
+        llm = PivotLLM(reply, "How long is the QF-300 warranty?", "unused")
+        streamed: list[str] = []
+        answer = Asker(None, lambda: llm).answer_from("QF-300 的保修期是多久？", _english_sources(), options,
+                                                      on_text=streamed.append)
+        assert answer.abstained and answer.abstain_reason.startswith(reason)
+        assert streamed == [ABSTAIN["zh"]] == [answer.answer]

@@ -74,8 +74,10 @@ def test_ask_answers_in_the_question_language_citing_the_other_language(sample, 
     assert not answer["abstained"], answer
     assert figure in answer["answer"], answer["answer"]
     assert any(Path(c["path"]).name == name and c["page"] == page for c in answer["citations"]), answer["citations"]
-    han = sum("\u4e00" <= ch <= "\u9fff" for ch in answer["answer"])
-    assert (han >= 2) == question.startswith("QF-300 的"), answer["answer"]  # in the question's language
+    # in the question's language (an English answer drawn from Chinese sources is followed by their wording)
+    first_line = answer["answer"].splitlines()[0]
+    han = sum("\u4e00" <= ch <= "\u9fff" for ch in first_line)
+    assert (han >= 2) == question.startswith("QF-300 的"), answer["answer"]
 
 
 def test_a_long_source_keeps_the_sentence_that_answers_a_question_in_the_other_language(default_embedder):

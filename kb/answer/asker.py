@@ -16,10 +16,11 @@ from kb.answer.extractive import extractive_answer
 from kb.answer.fusion import confident, generate_variants, translate
 from kb.answer.grounding import (LoopGuard, drop_repeated_lines, is_decline, may_decline, unmentioned_names,
                                  unsupported)
+from kb.answer.pivot import pivot_language, translate_answer
 from kb.answer.prompt import ECHO_STOPS, check_messages, embedding_scorer, messages_for, pack
 from kb.answer.sources import build_sources
 from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
-from kb.text import question_language
+from kb.text import LANGUAGE_NAME, question_language
 
 
 TRANSLATION_WEIGHT = 0.5  # RRF weight of the translated question's lists, relative to the question's own
@@ -171,14 +172,17 @@ class Asker:
             answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
             return answer
 
-        return self.answer_from(question, sources, options, on_text, on_sources, answer, started)
+        return self.answer_from(question, sources, options, on_text, on_sources, answer, started, on_status)
 
     def answer_from(self, question: str, sources: list[Source], options: AskOptions,
                     on_text: Callable[[str], None] | None = None,
                     on_sources: Callable[[list[Source]], None] | None = None,
-                    answer: Answer | None = None, started: float | None = None) -> Answer:
+                    answer: Answer | None = None, started: float | None = None,
+                    on_status: Callable[[str], None] | None = None) -> Answer:
         """The LLM's answer to `question` from these sources (best first), checked and cited: what `ask` does
-        after retrieval, and what the calibration bench feeds gold and distractor passages to."""
+        after retrieval, and what the calibration bench feeds gold and distractor passages to. When most sources
+        are in the other language (`kb.answer.pivot`), the model answers the question's translation in theirs,
+        and the checked answer reaches `on_text` once translated, in one piece."""
         started = time.perf_counter() if started is None else started
         lang = question_language(question)
         answer = answer or Answer(question=question, language=lang)
@@ -191,8 +195,21 @@ class Asker:
                               options.context_tokens, options.source_tokens, self._sentence_scorer())
         if on_sources:
             on_sources(answer.sources)
+        asked, asked_lang = question, lang  # what the model answers, in which language
+        pivot = pivot_language(lang, answer.sources) if options.pivot else None
+        if pivot:
+            t = time.perf_counter()
+            asked = next((q for q in answer.queries if question_language(q) == pivot), None) \
+                or translate(llm, question) or question
+            answer.timings_ms["translate"] = answer.timings_ms.get("translate", 0.0) + (time.perf_counter() - t) * 1000
+            if asked == question:  # no usable translation: answered directly, as without the pivot
+                pivot = None
+            else:
+                asked_lang = pivot
+                if on_status:
+                    on_status(f"answering from the {LANGUAGE_NAME[pivot].split()[0]} sources, then translating")
         t = time.perf_counter()
-        read, answer.answerable = self._check(llm, question, answer.sources, lang, options)
+        read, answer.answerable = self._check(llm, asked, answer.sources, asked_lang, options)
         checked = (time.perf_counter() - t) * 1000
         written = None
         while written is None:
@@ -202,11 +219,11 @@ class Asker:
                     return self._refuse(answer, f"the model judged that no source states the answer "
                                                 f"(P(yes) {answer.answerable:.2f} < {options.answer_check:g})",
                                         on_text, started)
-            written = self._write(llm, question, read, lang, options, on_text,
+            written = self._write(llm, asked, read, asked_lang, options, None if pivot else on_text,
                                   hold_decline=len(read) < len(answer.sources))
             if written is None:  # it declined with the best source alone, which it had judged to state the answer
                 t, read = time.perf_counter(), answer.sources
-                answer.answerable = llm.yes_probability(check_messages(question, read, lang)) \
+                answer.answerable = llm.yes_probability(check_messages(asked, read, asked_lang)) \
                     if options.answer_check > 0 else None
                 checked += (time.perf_counter() - t) * 1000
         answer.first_source_only = len(read) < len(answer.sources)
@@ -220,9 +237,10 @@ class Asker:
             answer.timings_ms["first_token"] = answer.timings_ms.pop("first_token_ms")
         answer.tokens_per_s = stats.get("tokens_per_s")
         declined = is_decline(answer.answer)
-        why_not = None if declined else unsupported(answer.answer, answer.sources, question, unread)
+        why_not = None if declined else unsupported(answer.answer, answer.sources, asked, unread)
         if declined and not flt.cited:
             answer.abstained, answer.abstain_reason = True, "the model found no answer"
+            answer.answer = ABSTAIN[lang] if pivot else answer.answer
         elif why_not:
             answer.unsupported_answer, answer.answer = answer.answer, ABSTAIN[lang]
             answer.abstained, answer.abstain_reason = True, f"not supported by the sources: {why_not}"
@@ -231,6 +249,13 @@ class Asker:
             answer.citations = [Citation(by_n[n]) for n in flt.cited]
             for sentence, source in self._inferred(answer.answer, answer.sources):
                 answer.citations.append(Citation(source, inferred=True, sentence=sentence))
+            if pivot:
+                t = time.perf_counter()
+                answer.pivot = {"language": pivot, "question": asked, "answer": text}
+                answer.answer = translate_answer(llm, text, lang, options.max_tokens) or text
+                answer.timings_ms["translate_answer"] = (time.perf_counter() - t) * 1000
+        if pivot and on_text:  # nothing was streamed: the answer in the sources' language was not for the user
+            on_text(answer.answer)
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         return answer
 

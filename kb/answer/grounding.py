@@ -48,6 +48,11 @@ def _numbers(text: str) -> dict[str, str]:
     return out
 
 
+def figures(text: str) -> set[str]:
+    """The stand-alone numbers of a text, normalised (1,850 = 1850, 0.50 = 0.5)."""
+    return set(_numbers(text))
+
+
 _UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
     "seventeen eighteen nineteen".split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()

@@ -62,6 +62,7 @@ class Answer:
     unsupported_answer: str | None = None  # what the model wrote when the grounding check rejected it
     answerable: float | None = None  # the model's P(yes) that a source states the answer (when checked)
     first_source_only: bool = False  # the model answered from the best source alone (sources = that one)
+    pivot: dict | None = None  # answered in the sources' language: {"language", "question", "answer"} (kb.answer.pivot)
 
     def to_dict(self) -> dict:
         return {"question": self.question, "answer": self.answer, "abstained": self.abstained,
@@ -72,7 +73,7 @@ class Answer:
                 "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
                 "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
                 "answerable": None if self.answerable is None else round(self.answerable, 4),
-                "first_source_only": self.first_source_only}
+                "first_source_only": self.first_source_only, "pivot": self.pivot}
 
 
 @dataclass
@@ -90,6 +91,7 @@ class AskOptions:
     translate: bool = False  # always also search the LLM's translation when part of the corpus is in the other language
     answer_check: float = 0.0  # refuse without answering when the model's P(yes) to ANSWER_CHECK is below this (0: off)
     first_source_check: float = 0.0  # answer from the best source alone when its P(yes) alone is at least this (0: off)
+    pivot: bool = False  # sources mostly in the other language: answer the translated question, translate the answer
 
     @classmethod
     def from_settings(cls, settings, **given) -> "AskOptions":
@@ -97,7 +99,7 @@ class AskOptions:
                       max_tokens=settings.max_answer_tokens, temperature=settings.temperature,
                       context_tokens=settings.context_tokens, source_tokens=settings.source_tokens,
                       translate=settings.translate, answer_check=settings.answer_check,
-                      first_source_check=settings.first_source_check)
+                      first_source_check=settings.first_source_check, pivot=settings.pivot)
         for name in ("answer_check", "first_source_check"):
             if values[name] < 0:  # the threshold calibrated for the configured model (none for others)
                 from kb.llm.presets import calibrated
