@@ -126,7 +126,7 @@ OPTIONS: tuple[Option, ...] = (
            "in the other language (off: only RAG-Fusion's translation, when the first retrieval is not confident; "
            "on, off-topic questions over a bilingual corpus were answered more often: issue 12)"),
     Option("pivot", bool, True,
-           "kb ask/shell: when most sources given to the LLM are in the other language than the question, it answers "
+           "kb ask/shell: when the best source given to the LLM is in the other language than the question, it answers "
            "the question's translation in their language, and its checked answer is translated back"),
     Option("answer_check", float, -1.0,
            "before answering, the LLM is asked whether any source states the answer; below this P(yes) kb refuses "

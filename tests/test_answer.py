@@ -598,13 +598,12 @@ def test_retrieve_with_fusion_searches_the_question_once(tmp_path, reranker):
 
 # ---- across languages by way of the sources' language (kb.answer.pivot) ---------------------------------------
 
-def test_the_pivot_language_is_the_one_most_packed_sources_are_in():
+def test_the_pivot_language_is_the_best_source_s_when_it_is_not_the_question_s():
     en, zh = "The warranty lasts 27 months.", "保修期为二十七个月，自交付之日起计算。"
     src = lambda *texts: [source(i, f"/{i}.md", None, None, None, None, "", [i], t, 1.0, i)  # noqa: E731
                           for i, t in enumerate(texts, 1)]
-    assert pivot_language("zh", src(en, en, zh)) == "en" and pivot_language("en", src(zh, zh, en)) == "zh"
-    assert pivot_language("zh", src(en, zh)) == "en" and pivot_language("zh", src(zh, en)) is None  # ties: the best
-    assert pivot_language("zh", src(zh, zh, en)) is None and pivot_language("en", src(en)) is None
+    assert pivot_language("zh", src(en, zh, zh)) == "en" and pivot_language("en", src(zh, en, en)) == "zh"
+    assert pivot_language("zh", src(zh, en, en)) is None and pivot_language("en", src(en)) is None
     assert pivot_language("en", []) is None
 
 

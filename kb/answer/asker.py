@@ -180,8 +180,8 @@ class Asker:
                     answer: Answer | None = None, started: float | None = None,
                     on_status: Callable[[str], None] | None = None) -> Answer:
         """The LLM's answer to `question` from these sources (best first), checked and cited: what `ask` does
-        after retrieval, and what the calibration bench feeds gold and distractor passages to. When most sources
-        are in the other language (`kb.answer.pivot`), the model answers the question's translation in theirs,
+        after retrieval, and what the calibration bench feeds gold and distractor passages to. When the best source
+        is in the other language (`kb.answer.pivot`), the model answers the question's translation in theirs,
         and the checked answer reaches `on_text` once translated, in one piece."""
         started = time.perf_counter() if started is None else started
         lang = question_language(question)

@@ -1,5 +1,5 @@
-"""Answering across languages by way of the sources' language: when the passages the model will read are mostly
-in the other language than the question, the model answers the question's translation in the sources' language
+"""Answering across languages by way of the sources' language: when the best passage the model will read is in
+the other language than the question, the model answers the question's translation in the sources' language
 (a small model reads and cites same-language sources far better: sample_docs, 0.92 cited same-language against
 ~0.3 across, issue 12), and its checked answer is then translated into the question's language.
 
@@ -27,11 +27,11 @@ def _marks(text: str) -> list[str]:
 
 
 def pivot_language(lang: str, sources: Sequence[Source]) -> str | None:
-    """The sources' language when most of the packed sources (on a tie, the best one decides) are in the other
-    language than the question's `lang`; None when the model should answer in the question's language directly."""
-    other = [text_language(s.text) != lang for s in sources]
-    n = sum(other)
-    return other_language(lang) if other and (2 * n > len(other) or (2 * n == len(other) and other[0])) else None
+    """The best source's language when it is not the question's `lang`, else None (the model answers in the
+    question's language directly). The best source decides, not the majority: over sample_docs' 78 cases with
+    `translate` on, the expected place was in the other language for 22 of the 24 questions whose best source was,
+    and for 18 of the 24 whose packed sources mostly were (docs/answering.md)."""
+    return other_language(lang) if sources and text_language(sources[0].text) != lang else None
 
 
 def answer_translation_prompt(text: str, lang: str) -> list[dict]:

@@ -91,7 +91,7 @@ class AskOptions:
     translate: bool = False  # always also search the LLM's translation when part of the corpus is in the other language
     answer_check: float = 0.0  # refuse without answering when the model's P(yes) to ANSWER_CHECK is below this (0: off)
     first_source_check: float = 0.0  # answer from the best source alone when its P(yes) alone is at least this (0: off)
-    pivot: bool = False  # sources mostly in the other language: answer the translated question, translate the answer
+    pivot: bool = False  # best source in the other language: answer the translated question, translate the answer
 
     @classmethod
     def from_settings(cls, settings, **given) -> "AskOptions":
