@@ -386,6 +386,26 @@ def test_the_default_model_answers_from_a_first_source_it_is_sure_of_alone_and_r
     assert sure.timings_ms["prompt_tokens"] < unsure.timings_ms["prompt_tokens"]
 
 
+def test_the_default_model_answers_a_chinese_question_over_english_sources_in_english_then_translates():
+    """The pivot through the real model (kb.answer.pivot): the question is translated, answered from the English
+    sources in English, and that answer, checked, comes back in Chinese with its figure and citation."""
+    from kb.answer import Asker, AskOptions
+    from kb.answer.types import Source
+    from kb.text import question_language
+
+    llm = load_llm(load_settings(), cpu=True)
+    texts = ("The QF-300 stirrer is covered by a warranty of 27 months from the date of delivery.",
+             "Support requests go to qf-support@orrery-labs.example with the unit's serial number.")
+    sources = [Source(0, [i], text, 1.0 - i / 10, i, path=f"doc{i}.md") for i, text in enumerate(texts)]
+    answer = Asker(None, lambda: llm).answer_from("QF-300 的保修期是多久？", sources,
+                                                  AskOptions(fusion="off", pivot=True))
+    assert not answer.abstained, answer.abstain_reason
+    assert answer.pivot and answer.pivot["language"] == "en" and "warranty" in answer.pivot["question"].lower()
+    assert "27" in answer.pivot["answer"] and question_language(answer.pivot["answer"]) == "en"
+    assert "27" in answer.answer and question_language(answer.answer) == "zh", answer.answer
+    assert [c.source.text for c in answer.citations if not c.inferred] == [texts[0]]
+
+
 # ---- the CLI -------------------------------------------------------------------------------------
 
 def test_kb_models_lists_what_is_in_use_and_the_alternatives():

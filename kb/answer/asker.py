@@ -201,7 +201,7 @@ class Asker:
             t = time.perf_counter()
             asked = next((q for q in answer.queries if question_language(q) == pivot), None) \
                 or translate(llm, question) or question
-            answer.timings_ms["translate"] = answer.timings_ms.get("translate", 0.0) + (time.perf_counter() - t) * 1000
+            answer.timings_ms["translate"] = answer.timings_ms.get("translate", 0.0) + (time.perf_counter() - t) * 1e3
             if asked == question:  # no usable translation: answered directly, as without the pivot
                 pivot = None
             else:

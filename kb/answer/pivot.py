@@ -61,7 +61,8 @@ def parse_answer_translation(reply: str, original: str, lang: str) -> str | None
             or any(not f.isdigit() or int(f) > SMALL_FIGURE for f in added) or _codes(source) - _codes(bare):
         return None
     if set(_marks(text)) != set(_marks(original)):
-        text = _MARK.sub("", text).rstrip() + (" " if lang == "en" else "") + "".join(f"[{n}]" for n in _marks(original))
+        marks = "".join(f"[{n}]" for n in _marks(original))
+        text = _MARK.sub("", text).rstrip() + (" " if lang == "en" else "") + marks
     if lang == "en":
         text += f"\n(Chinese: {' '.join(source.split())})"
     return text
