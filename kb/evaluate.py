@@ -349,11 +349,9 @@ def run_queries(searcher, dataset: BeirDataset, modes: Sequence[str], depth: int
             t = time.perf_counter()
             base, _, extra = mode.partition("+")
             extra_queries = variants(text) if extra == "fusion" else ()
-            if extra == "translate":
-                translation = translated(searcher, text)
-                extra_queries = [translation] if translation else ()
+            translation = translated(searcher, text) if extra == "translate" else None
             response = searcher.search(text, k=depth * 2, mode=base, candidates=depth, rerank=extra == "rerank",
-                                       extra_queries=extra_queries)
+                                       extra_queries=extra_queries, translation=translation)
             latencies.append((time.perf_counter() - t) * 1000)
             run[qid] = dedupe(doc_id_of(h.path) for h in response.hits)[:depth]
             if on_query:

@@ -130,6 +130,12 @@ class Candidates:
         return Candidates(self.mode, [*self.queries, *other.queries], timings,
                           self.nothing_allowed or other.nothing_allowed)
 
+    def without_cross(self) -> "Candidates":
+        """The same lists but the cross-language one: once the question's translation is searched, the
+        translation's own lists reach the other language's passages, and better (bench/translation_fusion.py)."""
+        return Candidates(self.mode, [q for q in self.queries if not q.cross], dict(self.timings_ms),
+                          self.nothing_allowed)
+
 
 def standout(scores: Sequence[float], depth: int = CROSS_STANDOUT_DEPTH, full: float = CROSS_STANDOUT) -> float:
     """How clearly a list's best stands out, 0..1: the gap between its first and its `depth`-th score (its last,
@@ -214,11 +220,15 @@ class Searcher:
         return ids
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", candidates: int | None = None,
-               path_glob: str | None = None, rerank: bool = True, extra_queries: Sequence[str] = ()
-               ) -> SearchResponse:
-        """The query's (and `extra_queries`') candidate lists fused: `candidates()` then `fuse()`."""
-        found = self.candidates([query, *extra_queries], mode=mode, candidates=candidates, path_glob=path_glob)
-        return self.fuse(found, k=k, rerank=rerank)
+               path_glob: str | None = None, rerank: bool = True, extra_queries: Sequence[str] = (),
+               translation: str | None = None) -> SearchResponse:
+        """The query's (and `extra_queries`') candidate lists fused: `candidates()` then `fuse()`. A
+        `translation` of the query into the other language is searched as one more query, in place of the
+        cross-language list, and its best passage is kept among the `k` (`fuse`'s `reserve`)."""
+        queries = [query, *extra_queries, *([translation] if translation else [])]
+        found = self.candidates(queries, mode=mode, candidates=candidates, path_glob=path_glob,
+                                cross=not translation)
+        return self.fuse(found, k=k, rerank=rerank, reserve=[translation] if translation else ())
 
     def candidates(self, queries: Sequence[str], mode: str = "hybrid", candidates: int | None = None,
                    path_glob: str | None = None, cross: bool = True) -> Candidates:

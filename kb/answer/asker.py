@@ -23,7 +23,6 @@ from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
 from kb.text import LANGUAGE_NAME, question_language
 
 
-TRANSLATION_WEIGHT = 0.5  # RRF weight of the translated question's lists, relative to the question's own
 
 
 class Asker:
@@ -132,14 +131,12 @@ class Asker:
             t = time.perf_counter()
             extra = self.searcher.candidates(variants, mode="hybrid", path_glob=options.path_glob, cross=False) \
                 if variants else None
-            for lists in extra.queries if extra else ():
-                if lists.query == translated:
-                    # added to find the other language's passages, not to outvote the question's own lists: a small
-                    # model's translation is often loose (with full weight, QUESTIONS.md q03 lost its English page)
-                    lists.weight = TRANSLATION_WEIGHT
-            found = own + extra if extra else own
+            # the translation's lists in place of the question's dense list over the other language: with both,
+            # the other language outvoted the question's own lists, and q15's English overview page, which does
+            # not hold E-214, displaced its Chinese answer (bench/translation_fusion.py)
+            found = (own.without_cross() if translated else own) + extra if extra else own
             # the translation's best passage kept among the sources: RAG-Fusion's rewordings are in the question's
-            # language, and with the question's own lists they outvoted the half-weight translation's (stop 18)
+            # language, and with the question's own lists they outvoted the translation's (stop 18)
             response = self.searcher.fuse(found, k=options.top_k, rerank=options.rerank,
                                           reserve=[translated] if translated else ())
             timings["retrieve"] += (time.perf_counter() - t) * 1000 - response.timings_ms.get("rerank", 0.0)

@@ -45,8 +45,7 @@ def search(
             from kb.answer.fusion import translator
 
             translation = translator(settings)(searcher, query)
-        response = searcher.search(query, k=top_k, mode=mode, path_glob=path,
-                                   extra_queries=[translation] if translation else ())
+        response = searcher.search(query, k=top_k, mode=mode, path_glob=path, translation=translation)
     finally:
         searcher.close()
     if as_json:

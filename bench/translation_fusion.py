@@ -1,0 +1,144 @@
+"""How a question's LLM translation should be fused with the question's own lists, in a knowledge base partly in
+the other language. Four ways, from the same candidate lists and the same translation:
+
+- `cross`: the question's lists plus its dense list over the other language's chunks (`kb search`; no LLM);
+- `before`: that, plus the translation's lists at full weight (`kb search --translate`, `kb eval --mode
+  hybrid+translate` until stop 23);
+- `before_ask`: that, with the translation's lists at half weight and its best passage kept among the sources
+  (`kb ask` with `translate = true` until stop 23, RAG-Fusion's rewordings aside);
+- `after`: the translation's lists in place of the cross-language list, at full weight, its best passage kept
+  (all three since stop 23).
+
+Sets: sample_docs' 39 + 39 cases (the expected place at rank 1, and among the first 4: `kb ask`'s `top_k`), and
+cross_weight.py's bilingual corpus from real data (SciFact abstracts and CMRC paragraphs) with its four judged
+query sets (nDCG@10; the two same-language ones cut to `--limit` queries, since every question of a bilingual
+corpus is translated). Translations come from the packaged LLM (one short greedy call each) and are cached in
+the keep directory.
+
+    python bench/translation_fusion.py [--keep DIR] [--limit 100] [--sample-kb KB]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, figure  # noqa: E402
+
+WAYS = ("cross", "before", "before_ask", "after")
+
+
+def module(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+class Translations:
+    """The LLM's translations, cached in a JSON file (the LLM loaded on the first miss)."""
+
+    def __init__(self, path: Path, settings):
+        self.path, self.settings, self.llm = path, settings, None
+        self.cache = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def __call__(self, query: str) -> str | None:
+        if query not in self.cache:
+            from kb.answer.fusion import translate
+            from kb.llm import load_llm
+
+            self.llm = self.llm or load_llm(self.settings)
+            self.cache[query] = translate(self.llm, query)
+            self.path.write_text(json.dumps(self.cache, ensure_ascii=False), encoding="utf-8")
+        return self.cache[query]
+
+
+def fused(searcher, question: str, translation: str | None, way: str, k: int):
+    """The search response of `question` fused `way`."""
+    if way in ("cross", "after") or not translation:
+        return searcher.search(question, k=k, rerank=False,
+                               translation=translation if way != "cross" else None)
+    found = searcher.candidates([question, translation])
+    if way == "before_ask":
+        found.queries[1].weight = 0.5
+    return searcher.fuse(found, k=k, rerank=False, reserve=[translation] if way == "before_ask" else ())
+
+
+def sample(kb_dir: Path, translations) -> None:
+    from kb.config import load_settings
+    from kb.ingest import IngestOptions, ingest_with_settings
+    from kb.retrieve import open_searcher
+
+    cross, answers = module("crosslingual"), module("answers")
+    settings = load_settings(str(kb_dir), {})
+    if not (kb_dir / "catalog.sqlite").exists():
+        ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[REPO / "sample_docs"]))
+    searcher = open_searcher(settings)
+    cases = cross.load_cases()
+    for way in WAYS:
+        ranks = []
+        for q in cases:
+            translation = translations(q["question"]) if searcher.cross_language(q["question"]) else None
+            response = fused(searcher, q["question"], translation, way, 4)
+            ranks.append((q["cross"], cross.rank_of(response, q, answers.location_matches)))
+        for name, is_cross in (("same_language", False), ("cross_lingual", True)):
+            rs = [r for c, r in ranks if c == is_cross]
+            for k in (1, 4):
+                figure(f"sample_{name}_{way}_found_at_{k}", sum(1 for r in rs if r and r <= k) / len(rs))
+    searcher.close()
+
+
+def bilingual(kb_dir: Path, data: Path, translations, limit: int) -> None:
+    from kb.config import load_settings
+    from kb.evaluate import dedupe, doc_id_of, load_beir, ndcg_at_k, replace_queries, write_corpus
+    from kb.ingest import IngestOptions, ingest_with_settings
+    from kb.retrieve import open_searcher
+
+    cw = module("cross_weight")
+    base = load_beir(data)
+    settings = load_settings(str(kb_dir), {})
+    if not (kb_dir / "catalog.sqlite").exists():
+        write_corpus(base, kb_dir.parent / "corpus")
+        ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[kb_dir.parent / "corpus"]))
+    searcher = open_searcher(settings)
+    sets = {"scifact_en": dict([(q, t) for q, t in base.queries.items() if not q.startswith("DEV")][:limit]),
+            "cmrc_zh": dict([(q, t) for q, t in base.queries.items() if q.startswith("DEV")][:limit])}
+    for label, name in cw.CROSS_SETS.items():
+        wording = REPO / "bench" / "crosslingual" / f"{name}.queries.jsonl"
+        sets[label] = replace_queries(load_beir(data), wording).queries
+    for label, queries in sets.items():
+        scores: dict[str, list[float]] = {way: [] for way in WAYS}
+        for qid, text in queries.items():
+            translation = translations(text) if searcher.cross_language(text) else None
+            for way in WAYS:
+                hits = fused(searcher, text, translation, way, 200).hits
+                scores[way].append(ndcg_at_k(dedupe(doc_id_of(h.path) for h in hits), base.qrels[qid], 10))
+        for way in WAYS:
+            figure(f"bilingual_{label}_{way}_ndcg10", sum(scores[way]) / len(scores[way]))
+    searcher.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keep", type=Path, default=None, help="keep the knowledge bases, corpus and translations in DIR")
+    ap.add_argument("--limit", type=int, default=100, help="same-language queries per bilingual set")
+    ap.add_argument("--sample-kb", type=Path, default=None, help="an existing knowledge base of sample_docs")
+    args = ap.parse_args()
+    from kb.config import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="kb-translation-fusion-") as tmp:
+        base = (args.keep or Path(tmp)).resolve()
+        base.mkdir(parents=True, exist_ok=True)
+        translations = Translations(base / "translations.json", load_settings(str(base / "sample" / "kb"), {}))
+        sample(args.sample_kb or base / "sample" / "kb", translations)
+        module("cross_weight").bilingual_corpus(base / "bilingual" / "data")
+        bilingual(base / "bilingual" / "kb", base / "bilingual" / "data", translations, args.limit)
+
+
+if __name__ == "__main__":
+    main()
