@@ -121,10 +121,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("fusion", str, "auto",
            "RAG-Fusion query variants: auto (only when the first retrieval is not confident), on, off",
            choices=("auto", "on", "off")),
-    Option("translate", bool, False,
+    Option("translate", bool, True,
            "kb ask/shell: always also search the LLM's translation of a question when part of the knowledge base is "
-           "in the other language (off: only RAG-Fusion's translation, when the first retrieval is not confident; "
-           "on, off-topic questions over a bilingual corpus were answered more often: issue 12)"),
+           "in the other language, in place of the question's dense list over that language (one short LLM call; "
+           "off: only RAG-Fusion's translation, when the first retrieval is not confident)"),
     Option("pivot", bool, True,
            "kb ask/shell: when the best source given to the LLM is in the other language than the question, it answers "
            "the question's translation in their language, and its checked answer is translated back"),
