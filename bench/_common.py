@@ -1,4 +1,4 @@
-"""Shared by the bench scripts: where the evaluation data is, and a figure printer."""
+"""Shared by the bench scripts: where the evaluation data is, a figure printer, a searcher over sample_docs."""
 
 from __future__ import annotations
 
@@ -25,3 +25,15 @@ def read_jsonl(path: Path) -> list[dict]:
 def figure(name: str, value: float, unit: str = "") -> None:
     """One figure per line: `name value [unit]`."""
     print(f"{name} {value:.4g}{' ' + unit if unit else ''}", flush=True)
+
+
+def sample_searcher(kb_dir: Path):
+    """A Searcher over sample_docs in `kb_dir`, ingested there with the default settings first if it is not yet."""
+    from kb.config import load_settings
+    from kb.ingest import IngestOptions, ingest_with_settings
+    from kb.retrieve import open_searcher
+
+    settings = load_settings(str(kb_dir), {})
+    if not (kb_dir / "catalog.sqlite").exists():
+        ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[REPO / "sample_docs"]))
+    return open_searcher(settings)

@@ -105,9 +105,10 @@ def main() -> None:
 
     questions, _ = load_questions()
     off = AskOptions.from_settings(settings, fusion="off")
-    # before: the packing as issue 14 found it (1,200 tokens of whole sources, no answer check); after: the settings'
+    # before: the packing as issue 14 found it (1,200 tokens of whole sources, no answer check, no translation of the
+    # question, no pivot); after: the settings'
     off_before = AskOptions.from_settings(settings, fusion="off", context_tokens=BEFORE_CONTEXT_TOKENS, source_tokens=0,
-                                          answer_check=0, first_source_check=0)
+                                          answer_check=0, first_source_check=0, translate=False, pivot=False)
     off_all = AskOptions.from_settings(settings, fusion="off", first_source_check=0)
     rows = []
     for q in questions:

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, dataset, figure, read_jsonl  # noqa: E402
+from _common import REPO, dataset, figure, read_jsonl, sample_searcher  # noqa: E402
 
 WAYS = ("before", "after", "without")
 CROSS_SETS = {"cmrc_en_over_zh": "cmrc2018-dev.en", "scifact_zh_over_en": "scifact.zh"}
@@ -73,9 +73,10 @@ def fused(searcher, found, way: str, k: int):
     return searcher.fuse(found, k=k, rerank=False)
 
 
-def bilingual(kb_dir: Path, data: Path) -> None:
+def bilingual_searcher(kb_dir: Path, data: Path):
+    """(the bilingual dataset, a Searcher over its corpus in `kb_dir`, ingested there first if not yet)."""
     from kb.config import load_settings
-    from kb.evaluate import dedupe, doc_id_of, load_beir, ndcg_at_k, replace_queries, write_corpus
+    from kb.evaluate import load_beir, write_corpus
     from kb.ingest import IngestOptions, ingest_with_settings
     from kb.retrieve import open_searcher
 
@@ -84,14 +85,27 @@ def bilingual(kb_dir: Path, data: Path) -> None:
     if not (kb_dir / "catalog.sqlite").exists():
         write_corpus(base, kb_dir.parent / "corpus")
         ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[kb_dir.parent / "corpus"]))
-    searcher = open_searcher(settings)
-    sets = {"scifact_en": {q: t for q, t in base.queries.items() if not q.startswith("DEV")},
-            "cmrc_zh": {q: t for q, t in base.queries.items() if q.startswith("DEV")}}
+    return base, open_searcher(settings)
+
+
+def query_sets(base, data: Path, limit: int | None = None) -> dict[str, dict[str, str]]:
+    """{set: {query id: text}}: the two same-language sets (their first `limit`) and the two cross-lingual ones."""
+    from kb.evaluate import load_beir, replace_queries
+
+    sets = {"scifact_en": dict([(q, t) for q, t in base.queries.items() if not q.startswith("DEV")][:limit]),
+            "cmrc_zh": dict([(q, t) for q, t in base.queries.items() if q.startswith("DEV")][:limit])}
     for label, name in CROSS_SETS.items():
         # (replace_queries keeps only those queries in the dataset it is given: a fresh copy each)
         wording = REPO / "bench" / "crosslingual" / f"{name}.queries.jsonl"
         sets[label] = replace_queries(load_beir(data), wording).queries
-    for label, queries in sets.items():
+    return sets
+
+
+def bilingual(kb_dir: Path, data: Path) -> None:
+    from kb.evaluate import dedupe, doc_id_of, ndcg_at_k
+
+    base, searcher = bilingual_searcher(kb_dir, data)
+    for label, queries in query_sets(base, data).items():
         scores = {way: [] for way in WAYS}
         for qid, text in queries.items():
             found = searcher.candidates([text])
@@ -104,23 +118,10 @@ def bilingual(kb_dir: Path, data: Path) -> None:
 
 
 def sample(kb_dir: Path) -> None:
-    import importlib.util
+    import answers
+    import crosslingual as cross
 
-    from kb.config import load_settings
-    from kb.ingest import IngestOptions, ingest_with_settings
-    from kb.retrieve import open_searcher
-
-    def module(name: str):
-        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-        m = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(m)
-        return m
-
-    cross, answers = module("crosslingual"), module("answers")
-    settings = load_settings(str(kb_dir), {})
-    if not (kb_dir / "catalog.sqlite").exists():
-        ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[REPO / "sample_docs"]))
-    searcher = open_searcher(settings)
+    searcher = sample_searcher(kb_dir)
     cases = cross.load_cases()
     found = {q["id"]: searcher.candidates([q["question"]]) for q in cases}
     for way in WAYS:

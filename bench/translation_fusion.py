@@ -21,23 +21,16 @@ the keep directory.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, figure  # noqa: E402
+import cross_weight  # noqa: E402
+from _common import figure, sample_searcher  # noqa: E402
 
 WAYS = ("cross", "before", "before_ask", "after")
-
-
-def module(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
 
 
 class Translations:
@@ -70,15 +63,10 @@ def fused(searcher, question: str, translation: str | None, way: str, k: int):
 
 
 def sample(kb_dir: Path, translations) -> None:
-    from kb.config import load_settings
-    from kb.ingest import IngestOptions, ingest_with_settings
-    from kb.retrieve import open_searcher
+    import answers
+    import crosslingual as cross
 
-    cross, answers = module("crosslingual"), module("answers")
-    settings = load_settings(str(kb_dir), {})
-    if not (kb_dir / "catalog.sqlite").exists():
-        ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[REPO / "sample_docs"]))
-    searcher = open_searcher(settings)
+    searcher = sample_searcher(kb_dir)
     cases = cross.load_cases()
     for way in WAYS:
         ranks = []
@@ -94,24 +82,10 @@ def sample(kb_dir: Path, translations) -> None:
 
 
 def bilingual(kb_dir: Path, data: Path, translations, limit: int) -> None:
-    from kb.config import load_settings
-    from kb.evaluate import dedupe, doc_id_of, load_beir, ndcg_at_k, replace_queries, write_corpus
-    from kb.ingest import IngestOptions, ingest_with_settings
-    from kb.retrieve import open_searcher
+    from kb.evaluate import dedupe, doc_id_of, ndcg_at_k
 
-    cw = module("cross_weight")
-    base = load_beir(data)
-    settings = load_settings(str(kb_dir), {})
-    if not (kb_dir / "catalog.sqlite").exists():
-        write_corpus(base, kb_dir.parent / "corpus")
-        ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[kb_dir.parent / "corpus"]))
-    searcher = open_searcher(settings)
-    sets = {"scifact_en": dict([(q, t) for q, t in base.queries.items() if not q.startswith("DEV")][:limit]),
-            "cmrc_zh": dict([(q, t) for q, t in base.queries.items() if q.startswith("DEV")][:limit])}
-    for label, name in cw.CROSS_SETS.items():
-        wording = REPO / "bench" / "crosslingual" / f"{name}.queries.jsonl"
-        sets[label] = replace_queries(load_beir(data), wording).queries
-    for label, queries in sets.items():
+    base, searcher = cross_weight.bilingual_searcher(kb_dir, data)
+    for label, queries in cross_weight.query_sets(base, data, limit).items():
         scores: dict[str, list[float]] = {way: [] for way in WAYS}
         for qid, text in queries.items():
             translation = translations(text) if searcher.cross_language(text) else None
@@ -136,7 +110,7 @@ def main() -> None:
         base.mkdir(parents=True, exist_ok=True)
         translations = Translations(base / "translations.json", load_settings(str(base / "sample" / "kb"), {}))
         sample(args.sample_kb or base / "sample" / "kb", translations)
-        module("cross_weight").bilingual_corpus(base / "bilingual" / "data")
+        cross_weight.bilingual_corpus(base / "bilingual" / "data")
         bilingual(base / "bilingual" / "kb", base / "bilingual" / "data", translations, args.limit)
 
 

@@ -23,8 +23,6 @@ from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
 from kb.text import LANGUAGE_NAME, question_language
 
 
-
-
 class Asker:
     """Answers questions over one knowledge base; holds the searcher and loads the LLM on first need, so the
     shell pays for loading once."""
