@@ -132,7 +132,9 @@ class Asker:
             # the translation's lists in place of the question's dense list over the other language: with both,
             # the other language outvoted the question's own lists, and q15's English overview page, which does
             # not hold E-214, displaced its Chinese answer (bench/translation_fusion.py)
-            found = (own.without_cross() if translated else own) + extra if extra else own
+            found = own
+            if extra:
+                found = (own.without_cross() if translated else own) + extra
             # the translation's best passage kept among the sources: RAG-Fusion's rewordings are in the question's
             # language, and with the question's own lists they outvoted the translation's (stop 18)
             response = self.searcher.fuse(found, k=options.top_k, rerank=options.rerank,
