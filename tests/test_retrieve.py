@@ -157,3 +157,40 @@ def test_a_translation_takes_the_cross_language_lists_place(sample_searcher, que
     page 1 (bench/translation_fusion.py). In its place, the answer is first, in either language."""
     hits = sample_searcher.search(question, k=4, translation=translation).hits
     assert (Path(hits[0].path).name, hits[0].page) == where, [(Path(h.path).name, h.page) for h in hits]
+
+
+class TranslatingLLM:
+    """What kb ask's retrieval asks of the LLM, with the packaged model's replies for these questions."""
+
+    def __init__(self, translation: str, rewordings: str):
+        self.translation, self.rewordings, self.asked = translation, rewordings, []
+
+    def chat(self, messages, max_tokens, temperature=0.1, stop=None):
+        self.asked.append("translation" if "translate questions" in messages[0]["content"] else "rewordings")
+        return self.translation if self.asked[-1] == "translation" else self.rewordings
+
+
+@pytest.mark.parametrize("question, translation, rewordings, where", [
+    ("操作员认证测验的及格线是多少？", "What is the passing score for the operator certification test?",
+     "操作员认证测验的最低分数是多少？\n操作员认证考试的合格标准是什么？", ("qf300_operator_training_en.pptx", None, 5)),
+    ("Which email address handles QF-300 support requests?", "哪个邮箱地址处理QF-300支持请求？",
+     "Support team email\nEmail support team", ("qf300_user_manual_en.pdf", 4, None)),
+])
+def test_rag_fusion_s_rewordings_are_not_written_when_the_translation_leads_to_the_other_language(
+        sample_searcher, question, translation, rewordings, where):
+    """kb ask's retrieval in auto mode, the real e5 vectors: neither question's own retrieval is confident. The
+    Chinese question's translation leads to the English slide, and rewordings in Chinese would outvote it (it
+    came third with them); the English question's translation leads to a Chinese page, so the rewordings are
+    written, and the English manual's page stays first (bench: sample_docs, cross-lingual first source right 20 ->
+    30 of 39, same-language 37 -> 36)."""
+    from kb.answer import Asker, AskOptions
+
+    llm = TranslatingLLM(translation, rewordings)
+    response, queries, _ = Asker(sample_searcher, lambda: llm).retrieve(
+        question, AskOptions(top_k=4, fusion="auto", variants=3, translate=True))
+    top = response.hits[0]
+    assert (Path(top.path).name, top.page, top.slide) == where, [(Path(h.path).name, h.location) for h in response.hits]
+    if question.isascii():
+        assert llm.asked == ["translation", "rewordings"] and queries == [*rewordings.split("\n"), translation]
+    else:
+        assert llm.asked == ["translation"] and queries == [translation]

@@ -97,9 +97,10 @@ class Asker:
         fused alone to judge confidence, and fused again with the extra queries' lists (or reranked) for the
         answer. The extra queries: the LLM's translation of the question, always when part of the corpus is in
         the other language; RAG-Fusion's rewordings when asked for, or in auto mode when the first retrieval is
-        not confident. Evidence is judged on the question's own lists: judged on the translation's, off-topic
-        questions (QUESTIONS.md x01, x02) passed the gate, because a small model's "translation" may already hold an
-        answer and same-language cosines run higher; the gate's cross-lingual calibration is still to do (issue 12)."""
+        not confident and the translation did not lead to a passage in the other language. Evidence is judged on
+        the question's own lists: judged on the translation's, off-topic questions (QUESTIONS.md x01, x02) passed
+        the gate, because a small model's "translation" may already hold an answer and same-language cosines run
+        higher; the gate's cross-lingual calibration is still to do (issue 12)."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
         # the cross-language dense list too only with `translate`: other-language sources weaken the grounding
@@ -108,37 +109,51 @@ class Asker:
                                        cross=options.translate)
         first = self.searcher.fuse(own, k=options.top_k, rerank=False)
         timings["retrieve"] = (time.perf_counter() - t) * 1000
-        variants: list[str] = []
         use_llm = not options.extractive and self._llm_factory is not None and bool(first.hits)
+        other = self.searcher.cross_language(question)
         translated = None
-        if use_llm and options.translate and self.searcher.cross_language(question):
+        if use_llm and options.translate and other:
             if on_status:
                 on_status("translating the question")
             t = time.perf_counter()
             translated = translate(self.llm, question)
             timings["translate"] = (time.perf_counter() - t) * 1000
-        fuse = options.fusion == "on" or (options.fusion == "auto" and not confident(first.hits))
-        if fuse and use_llm:
+        fuse = use_llm and (options.fusion == "on" or (options.fusion == "auto" and not confident(first.hits)))
+        # the translation's lists in place of the question's dense list over the other language: with both, the
+        # other language outvoted the question's own lists, and q15's English overview page, which does not hold
+        # E-214, displaced its Chinese answer (bench/translation_fusion.py)
+        own_lists, translation_lists, reserve = own, None, [translated] if translated else []
+        if translated:
+            t = time.perf_counter()
+            own_lists = own.without_cross()
+            translation_lists = self.searcher.candidates([translated], mode="hybrid", path_glob=options.path_glob,
+                                                         cross=False)
+            if fuse and options.fusion == "auto":
+                # the translation led to a passage in the other language: rewordings in the question's language
+                # would outvote it (sample_docs, cross-lingual: first source right 20 -> 30 of 39 without them)
+                top = self.searcher.fuse(own_lists + translation_lists, k=1, rerank=False).hits
+                fuse = not (top and top[0].chunk_id in self.searcher.languages.get(other, ()))
+            timings["retrieve"] += (time.perf_counter() - t) * 1000
+        variants = [translated] if translated else []
+        found = own_lists
+        if fuse:
             if on_status:
                 on_status("writing query variants")
             variants, timings["fusion"] = generate_variants(self.llm, question, options.variants, translated=translated)
-        elif translated:
-            variants = [translated]
+            rewordings = [v for v in variants if v != translated]
+            if rewordings:
+                t = time.perf_counter()
+                found = found + self.searcher.candidates(rewordings, mode="hybrid", path_glob=options.path_glob,
+                                                         cross=False)
+                timings["retrieve"] += (time.perf_counter() - t) * 1000
+        if translation_lists:  # last, as before: RRF breaks ties by the order of the lists
+            found = found + translation_lists
         response = first
         if variants or (options.rerank and self.searcher.reranker is not None):
             t = time.perf_counter()
-            extra = self.searcher.candidates(variants, mode="hybrid", path_glob=options.path_glob, cross=False) \
-                if variants else None
-            # the translation's lists in place of the question's dense list over the other language: with both,
-            # the other language outvoted the question's own lists, and q15's English overview page, which does
-            # not hold E-214, displaced its Chinese answer (bench/translation_fusion.py)
-            found = own
-            if extra:
-                found = (own.without_cross() if translated else own) + extra
             # the translation's best passage kept among the sources: RAG-Fusion's rewordings are in the question's
             # language, and with the question's own lists they outvoted the translation's (stop 18)
-            response = self.searcher.fuse(found, k=options.top_k, rerank=options.rerank,
-                                          reserve=[translated] if translated else ())
+            response = self.searcher.fuse(found, k=options.top_k, rerank=options.rerank, reserve=reserve)
             timings["retrieve"] += (time.perf_counter() - t) * 1000 - response.timings_ms.get("rerank", 0.0)
             if "rerank" in response.timings_ms:
                 timings["rerank"] = response.timings_ms["rerank"]
