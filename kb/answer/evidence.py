@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 # Abstain when the best dense cosine is below `floor`, or below `weak` while BM25 found no distinctive word
 # either (top score < WEAK_BM25). Cosines are model-specific, so each packaged embedding model has its own pair,
 # set a little below the weakest answerable question of sample_docs/QUESTIONS.md and checked against 200
@@ -28,16 +26,6 @@ def evidence(list_scores: dict[str, list[float]]) -> dict[str, float]:
     bm25 = list_scores.get("bm25") or []
     out["bm25_top"] = bm25[0] if bm25 else 0.0
     return out
-
-
-def strongest(queries: Sequence) -> dict[str, list[float]]:
-    """The candidate scores per list (as `SearchResponse.list_scores`) of whichever query (`QueryLists`: the
-    question, its translation) found the closest passage by dense cosine: a question asked in the other language
-    than its answer's is judged by its translation, a same-language search the gate is calibrated on."""
-    def scores(q) -> dict[str, list[float]]:
-        return {name: [s for _, s in hits] for name, hits in (("dense", q.dense), ("bm25", q.bm25)) if hits is not None}
-
-    return max((scores(q) for q in queries), key=lambda ls: (ls.get("dense") or [-1.0])[0])
 
 
 def weak_evidence(ev: dict[str, float], model_id: str | None) -> bool:
