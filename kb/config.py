@@ -119,7 +119,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_answer_tokens", int, 512, "longest answer the LLM may write, in tokens", minimum=16),
     Option("temperature", float, 0.1, "LLM sampling temperature (0: greedy)", minimum=0),
     Option("fusion", str, "auto",
-           "RAG-Fusion query variants: auto (only when the first retrieval is not confident), on, off",
+           "RAG-Fusion query variants: auto (only when the first retrieval is not confident and the question's "
+           "translation, if it has one, did not lead to a passage in the other language), on, off",
            choices=("auto", "on", "off")),
     Option("translate", bool, True,
            "kb ask/shell: always also search the LLM's translation of a question when part of the knowledge base is "
