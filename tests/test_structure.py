@@ -20,11 +20,25 @@ def _modules() -> dict[str, Path]:
     return out
 
 
+def _parse(path: Path) -> ast.Module:
+    """The module's syntax tree. Python 3.11 keeps ast.parse's recursion count in state shared by all threads, so a
+    parse that races another thread's (a library's background thread in this pytest process) can fail with
+    "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905; seen once in the full suite): the
+    file is parsed again."""
+    text = path.read_text(encoding="utf-8")
+    for _ in range(4):
+        try:
+            return ast.parse(text)
+        except SystemError:
+            pass
+    return ast.parse(text)
+
+
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, str]]:
     """(imported kb module, imported name or "") for every import statement in the module, at any depth."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(_parse(path)):
         if isinstance(node, ast.Import):
             found += [(a.name, "") for a in node.names if a.name.split(".")[0] == "kb"]
         elif isinstance(node, ast.ImportFrom):
