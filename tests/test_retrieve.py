@@ -181,7 +181,7 @@ def test_rag_fusion_s_rewordings_are_not_written_when_the_translation_leads_to_t
     """kb ask's retrieval in auto mode, the real e5 vectors: neither question's own retrieval is confident. The
     Chinese question's translation leads to the English slide, and rewordings in Chinese would outvote it (it
     came third with them); the English question's translation finds nothing in Chinese that comes first, so the
-    rewordings are written, and the English manual's page is first (offline replay over sample_docs:
+    rewordings are written, and the English manual's page is first (bench/ask_retrieval.py over sample_docs:
     cross-lingual first source right 20 -> 30 of 39, same-language 37 -> 36)."""
     from kb.answer import Asker, AskOptions
 
