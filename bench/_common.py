@@ -1,4 +1,5 @@
-"""Shared by the bench scripts: where the evaluation data is, a figure printer, a searcher over sample_docs."""
+"""Shared by the bench scripts: where the evaluation data is, a figure printer, a JSON cache, a searcher over
+sample_docs."""
 
 from __future__ import annotations
 
@@ -25,6 +26,21 @@ def read_jsonl(path: Path) -> list[dict]:
 def figure(name: str, value: float, unit: str = "") -> None:
     """One figure per line: `name value [unit]`."""
     print(f"{name} {value:.4g}{' ' + unit if unit else ''}", flush=True)
+
+
+class JsonCache:
+    """Values computed once and kept in a JSON file across runs (the benches' LLM replies: greedy, so a rerun needs
+    no LLM)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.values = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def get(self, key: str, compute):
+        if key not in self.values:
+            self.values[key] = compute()
+            self.path.write_text(json.dumps(self.values, ensure_ascii=False), encoding="utf-8")
+        return self.values[key]
 
 
 def sample_searcher(kb_dir: Path):

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import figure, sample_searcher  # noqa: E402
+from _common import JsonCache, figure, sample_searcher  # noqa: E402
 from answers import load_cases, load_questions, location_matches  # noqa: E402
 
 
@@ -33,19 +33,19 @@ class CachedChat:
     """The configured LLM's `chat` replies, cached by prompt in a JSON file (the LLM loaded on the first miss)."""
 
     def __init__(self, path: Path, settings):
-        self.path, self.settings, self.llm = path, settings, None
-        self.cache = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        self.cache, self.settings, self.llm = JsonCache(path), settings, None
 
     def chat(self, messages, max_tokens, temperature=0.1, stop=None):
         key = json.dumps([messages, max_tokens, temperature], ensure_ascii=False)
-        if key not in self.cache:
-            if self.llm is None:
-                from kb.llm import load_llm
+        return self.cache.get(key, lambda: self._llm().chat(messages, max_tokens=max_tokens, temperature=temperature,
+                                                            stop=stop))
 
-                self.llm = load_llm(self.settings)
-            self.cache[key] = self.llm.chat(messages, max_tokens=max_tokens, temperature=temperature, stop=stop)
-            self.path.write_text(json.dumps(self.cache, ensure_ascii=False), encoding="utf-8")
-        return self.cache[key]
+    def _llm(self):
+        if self.llm is None:
+            from kb.llm import load_llm
+
+            self.llm = load_llm(self.settings)
+        return self.llm
 
 
 def main() -> None:

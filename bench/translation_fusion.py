@@ -21,14 +21,13 @@ the keep directory.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cross_weight  # noqa: E402
-from _common import figure, sample_searcher  # noqa: E402
+from _common import JsonCache, figure, sample_searcher  # noqa: E402
 
 WAYS = ("cross", "before", "before_ask", "after")
 
@@ -37,18 +36,17 @@ class Translations:
     """The LLM's translations, cached in a JSON file (the LLM loaded on the first miss)."""
 
     def __init__(self, path: Path, settings):
-        self.path, self.settings, self.llm = path, settings, None
-        self.cache = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        self.cache, self.settings, self.llm = JsonCache(path), settings, None
 
     def __call__(self, query: str) -> str | None:
-        if query not in self.cache:
-            from kb.answer.fusion import translate
-            from kb.llm import load_llm
+        return self.cache.get(query, lambda: self._translate(query))
 
-            self.llm = self.llm or load_llm(self.settings)
-            self.cache[query] = translate(self.llm, query)
-            self.path.write_text(json.dumps(self.cache, ensure_ascii=False), encoding="utf-8")
-        return self.cache[query]
+    def _translate(self, query: str) -> str | None:
+        from kb.answer.fusion import translate
+        from kb.llm import load_llm
+
+        self.llm = self.llm or load_llm(self.settings)
+        return translate(self.llm, query)
 
 
 def fused(searcher, question: str, translation: str | None, way: str, k: int):
