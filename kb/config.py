@@ -123,9 +123,10 @@ OPTIONS: tuple[Option, ...] = (
            "translation, if it has one, did not lead to a passage in the other language), on, off",
            choices=("auto", "on", "off")),
     Option("translate", bool, True,
-           "kb ask/shell: always also search the LLM's translation of a question when part of the knowledge base is "
-           "in the other language, in place of the question's dense list over that language (one short LLM call; "
-           "off: only RAG-Fusion's translation, when the first retrieval is not confident)"),
+           "kb ask/shell: also search the LLM's translation of a question when part of the knowledge base is in the "
+           "other language, in place of the question's dense list over that language (one short LLM call), unless "
+           "the question's own best source is in its language and judged to state the answer (off: only "
+           "RAG-Fusion's translation, when the first retrieval is not confident)"),
     Option("pivot", bool, True,
            "kb ask/shell: when the best source given to the LLM is in the other language than the question, it answers "
            "the question's translation in their language, and its checked answer is translated back"),

@@ -243,6 +243,23 @@ def test_yes_probability_reads_the_first_token_and_leaves_the_model_usable(tiny)
     assert tiny.chat(MESSAGES, max_tokens=16, temperature=0) == tiny.chat(MESSAGES, max_tokens=16, temperature=0)
 
 
+def test_a_kept_check_is_restored_after_another_prompt_evicted_it(tiny):
+    """kb ask's check of the question's own best source is kept (`keep=True`): the translation call evicts it from
+    llama.cpp's cache, and the same check asked again after it restores the state instead of evaluating it."""
+    facts = " ".join(f"Line {i} of the handbook says that part {i} weighs {i * 3} grams." for i in range(12))
+    check = [{"role": "system", "content": "You answer from the handbook only."},
+             {"role": "user", "content": f"{facts}\nDoes the handbook say what part 7 weighs? Reply yes or no."}]
+    p = tiny.yes_probability(check, keep=True)
+    tiny.chat([{"role": "system", "content": "You are a translator. Reply with the translation only."},
+               {"role": "user", "content": "Translate into Chinese: How heavy is part 7?"}], max_tokens=8)
+    assert tiny.last_stats["prefix_state"] != "kept"  # nothing shared with the kept prompt: not restored
+    assert tiny.cached_prefix(tiny.prompt_tokens(check)) < 10  # evicted
+    pieces = list(tiny.stream_chat(check, max_tokens=2, temperature=0))
+    assert tiny.last_stats["prefix_state"] == "kept" and tiny.last_stats["prompt_tokens_evaluated"] <= 1, \
+        tiny.last_stats
+    assert pieces and tiny.yes_probability(check) == pytest.approx(p, abs=0.02)
+
+
 def test_ctrl_c_during_generation_stops_it_and_the_model_stays_usable(tiny):
     answer = tiny.chat(MESSAGES, max_tokens=16, temperature=0)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)

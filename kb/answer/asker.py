@@ -298,7 +298,8 @@ class Asker:
         if pivot_language(lang, packed):
             return False
         threshold = max(options.first_source_check, options.answer_check)
-        return self.llm.yes_probability(check_messages(question, packed[:1], lang)) >= threshold
+        # kept: when the translation's sources start with the same one, `_check` asks this very prompt again
+        return self.llm.yes_probability(check_messages(question, packed[:1], lang), keep=True) >= threshold
 
     def _pack(self, question: str, sources: list[Source], lang: str, options: AskOptions) -> list[Source]:
         llm = self.llm

@@ -25,7 +25,8 @@ class PrefixCache:
         self.model_path, self.key, self.directory = model_path, key, directory
         self.states: dict[tuple[int, ...], bytes] = {}
         self.enabled = True
-        self.last = ""  # restored from "memory" or "disk", "evaluated" (and kept), "" (nothing done): for stats
+        self.last = ""  # restored from "memory" or "disk" or "kept", "evaluated" (and kept), "" (nothing done): stats
+        self.kept: tuple[tuple[int, ...], bytes] | None = None  # one whole prompt's state (`keep`)
 
     def _file(self, prefix: tuple[int, ...]) -> Path | None:
         if self.directory is None:
@@ -72,6 +73,30 @@ class PrefixCache:
                 os.replace(tmp, path)
             except OSError:
                 pass  # a read-only models dir: the state lives in memory only
+
+    def keep(self, tokens: list[int]) -> None:
+        """Keep the KV state of the prompt just evaluated (`tokens`) in memory, one prompt at a time: a later
+        prompt that shares more of its beginning with it than with what the cache then holds restores it
+        (`restore_kept`), when a call in between (the question's translation) evicted it."""
+        state = self._save() if self.enabled else None
+        self.kept = (tuple(tokens), state) if state is not None else None
+
+    def restore_kept(self, tokens: list[int]) -> bool:
+        """Restore the kept prompt's state when it shares more of `tokens`' beginning than the cache holds."""
+        if self.kept is None:
+            return False
+        key, state = self.kept
+        llama = self.llama
+        shared = llama.longest_token_prefix(list(key), tokens)
+        n = int(llama.n_tokens)
+        held = llama.longest_token_prefix(llama.input_ids[:n].tolist(), tokens) if n else 0
+        if shared < MIN_PREFIX or shared <= held:
+            return False
+        if not self._restore(list(key), state):
+            self.kept = None
+            return False
+        self.last = "kept"
+        return True
 
     def _save(self) -> bytes | None:
         ctx = self.llama._ctx.ctx

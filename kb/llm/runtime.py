@@ -247,7 +247,8 @@ class LLM:
         if not messages or messages[0].get("role") != "system":
             return 0
         fixed = self._llama.longest_token_prefix(self.prompt_tokens(messages[:1]), tokens)
-        self.prefix_cache.prepare(tokens[:fixed])
+        if not self.prefix_cache.restore_kept(tokens):
+            self.prefix_cache.prepare(tokens[:fixed])
         return fixed
 
     def stream_chat(self, messages: list[dict], max_tokens: int, temperature: float = 0.1,
@@ -318,10 +319,11 @@ class LLM:
              stop: list[str] | None = None, repeat_penalty: float = REPEAT_PENALTY) -> str:
         return "".join(self.stream_chat(messages, max_tokens, temperature, stop, repeat_penalty))
 
-    def yes_probability(self, messages: list[dict]) -> float:
+    def yes_probability(self, messages: list[dict], keep: bool = False) -> float:
         """P(yes) / (P(yes) + P(no)) for the first word of the model's reply to `messages` (a yes/no question last),
         read from the logits rather than sampled. A prompt that shares its beginning with the last one (the
-        answer's prompt up to the question) reuses its KV cache: only what differs is evaluated."""
+        answer's prompt up to the question) reuses its KV cache: only what differs is evaluated. `keep`: its KV
+        state is kept in memory for a later prompt that starts like it, after other calls (`PrefixCache.keep`)."""
         self._close_active()
         import numpy as np
         from llama_cpp import LogitsProcessorList
@@ -339,6 +341,8 @@ class LLM:
 
         self._llama.create_completion(prompt=tokens, max_tokens=1, temperature=0.0,
                                       logits_processor=LogitsProcessorList([capture]))
+        if keep:
+            self.prefix_cache.keep(tokens)
         logits = seen[0]
         top = logits.max()
         if self._answer_tokens is None:
