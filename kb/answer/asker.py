@@ -102,7 +102,7 @@ class Asker:
         the gate, because a small model's "translation" may already hold an answer and same-language cosines run
         higher; the gate's cross-lingual calibration is still to do (issue 12). `enough(first)` is asked of the
         question's own first retrieval before a translation would be written (not with `fusion` on): true stops
-        there, with no translation and no rewordings (`ask` passes `_settled`)."""
+        there, with no translation and no rewordings (`ask` passes `settles`)."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
         # the cross-language dense list too only with `translate`: other-language sources weaken the grounding
@@ -176,7 +176,7 @@ class Asker:
         lang = question_language(question)
         answer = Answer(question=question, language=lang)
         response, answer.queries, answer.timings_ms = self.retrieve(
-            question, options, on_status, enough=lambda first: self._settled(question, lang, first, options))
+            question, options, on_status, enough=lambda first: self.settles(question, lang, first, options))
         sources = build_sources(response.hits)
         if not sources:
             return self._abstain(answer, [], "no passages", on_text, started)
@@ -279,7 +279,7 @@ class Asker:
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         return answer
 
-    def _settled(self, question: str, lang: str, first, options: AskOptions) -> bool:
+    def settles(self, question: str, lang: str, first, options: AskOptions) -> bool:
         """Whether the question's own first retrieval (`first`, a search response) decides the answer, so that no
         translation need be written: its evidence is weak (the gate judges the question's own lists alone, so it
         refuses either way), or its best source is in the question's language and the model is as sure that it
