@@ -95,6 +95,10 @@ class PrefixCache:
         if not self._restore(list(key), state):
             self.kept = None
             return False
+        # one token short of what the state holds: llama-cpp-python samples a prompt it holds entirely from the
+        # context's last logits, which a restored state does not map back (kb ask's checks read wrong P(yes) so);
+        # the shorter prefix makes it decode the last token again
+        self.llama.n_tokens = len(key) - 1
         self.last = "kept"
         return True
 
