@@ -128,7 +128,7 @@ def main() -> None:
             for q in questions:
                 packed: list = []
                 a = asker.ask(q["question"], options, on_sources=packed.extend).to_dict()
-                latencies.append(a["timings_ms"]["total"])
+                latencies.append((q["cross"], a["timings_ms"]["total"]))
                 if a["tokens_per_s"]:
                     speeds.append(a["tokens_per_s"])
                 c = any(location_matches(x, q) for x in a["citations"])
@@ -140,7 +140,9 @@ def main() -> None:
                     print(f"# {q['id']} {q['lang']} cited={c} retrieved={r} fact={f} abstained={a['abstained']} "
                           f"({a['abstain_reason']}) P(yes)={a['answerable']} first_source_only={a['first_source_only']} "
                           f"pivot={(a.get('pivot') or {}).get('question')!r} "
-                          f"first_token={a['timings_ms'].get('first_token')} queries={a['queries']}\n"
+                          f"first_token={a['timings_ms'].get('first_token')} total={a['timings_ms']['total']:.0f} "
+                          f"settle={a['timings_ms'].get('settle', 0):.0f} "
+                          f"queries={a['queries']}\n"
                           f"#   Q: {q['question']}\n#   A: {a['answer']!r}", flush=True)
             refusals = []  # (abstained, P(yes))
             for q in off_topic:
@@ -165,7 +167,12 @@ def main() -> None:
             if threshold > 0:
                 figure(f"{name}_answer_check", threshold)
             figure(f"{name}_first_source_only", sum(alone) / len(alone))
-            figure(f"{name}_p50_seconds", statistics.median(latencies) / 1000, "s")
+            figure(f"{name}_p50_seconds", statistics.median(t for _, t in latencies) / 1000, "s")
+            for cross in (False, True):
+                mine = [t for x, t in latencies if x == cross]
+                if mine:
+                    kind = "cross_lingual" if cross else "same_language"
+                    figure(f"{name}_{kind}_p50_seconds", statistics.median(mine) / 1000, "s")
             if speeds:
                 figure(f"{name}_generation_tokens_per_s", statistics.median(speeds))
         searcher.close()
