@@ -194,3 +194,17 @@ def test_rag_fusion_s_rewordings_are_not_written_when_the_translation_leads_to_t
         assert llm.asked == ["translation", "rewordings"] and queries == [*rewordings.split("\n"), translation]
     else:
         assert llm.asked == ["translation"] and queries == [translation]
+
+
+def test_a_question_refused_as_weak_evidence_loads_no_llm_to_translate_it(sample_searcher):
+    """The real e5 vectors over the bilingual sample_docs: every question used to be translated before the
+    weak-evidence gate ran, so an off-topic one loaded the LLM only to be refused. The gate judges the question's
+    own lists, which the translation does not change, so `kb ask` refuses it without the LLM."""
+    from kb.answer import Asker, AskOptions
+
+    def no_llm():
+        raise AssertionError("the LLM was loaded")
+
+    answer = Asker(sample_searcher, no_llm).ask("What is the capital of Australia?",
+                                                AskOptions(top_k=4, translate=True, first_source_check=0.85))
+    assert answer.abstained and answer.abstain_reason == "weak evidence" and answer.queries == []
