@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,3 +54,13 @@ def sample_searcher(kb_dir: Path):
     if not (kb_dir / "catalog.sqlite").exists():
         ingest_with_settings(settings, IngestOptions.from_settings(settings, paths=[REPO / "sample_docs"]))
     return open_searcher(settings)
+
+
+def sample_knowledge_base(kb_dir: Path | None, prefix: str):
+    """(searcher, settings, the temporary directory to keep alive, or None): sample_docs in `kb_dir` (ingested there
+    first if it is empty), else in a new temporary directory."""
+    from kb.config import load_settings
+
+    tmp = None if kb_dir else tempfile.TemporaryDirectory(prefix=prefix)
+    kb_dir = kb_dir or Path(tmp.name) / "kb"
+    return sample_searcher(kb_dir), load_settings(str(kb_dir)), tmp

@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import JsonCache, figure, sample_searcher  # noqa: E402
+from _common import JsonCache, figure, sample_knowledge_base  # noqa: E402
 from answers import load_cases, load_questions, location_matches  # noqa: E402
 
 
@@ -59,12 +58,8 @@ def main() -> None:
     from kb.answer.evidence import evidence, weak_evidence
     from kb.answer.fusion import confident
     from kb.answer.sources import build_sources
-    from kb.config import load_settings
 
-    tmp = None if args.kb else tempfile.TemporaryDirectory(prefix="kb-bench-ask-retrieval-")
-    kb_dir = args.kb or Path(tmp.name) / "kb"
-    searcher = sample_searcher(kb_dir)
-    settings = load_settings(str(kb_dir))
+    searcher, settings, _tmp = sample_knowledge_base(args.kb, "kb-bench-ask-retrieval-")
     llm = CachedChat(args.cache, settings)
     asker = Asker(searcher, lambda: llm)
 

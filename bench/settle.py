@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import figure, sample_searcher  # noqa: E402
+from _common import figure, sample_knowledge_base  # noqa: E402
 from answers import load_cases, load_questions, location_matches  # noqa: E402
 
 
@@ -48,14 +47,10 @@ def main() -> None:
 
     from kb.answer import Asker, AskOptions
     from kb.answer.sources import build_sources
-    from kb.config import load_settings
     from kb.llm import load_llm
     from kb.text import question_language
 
-    tmp = None if args.kb else tempfile.TemporaryDirectory(prefix="kb-bench-settle-")
-    kb_dir = args.kb or Path(tmp.name) / "kb"
-    searcher = sample_searcher(kb_dir)
-    settings = load_settings(str(kb_dir))
+    searcher, settings, _tmp = sample_knowledge_base(args.kb, "kb-bench-settle-")
     llm = RecordingLLM(load_llm(settings))
     asker = Asker(searcher, lambda: llm)
     options = AskOptions.from_settings(settings)
