@@ -107,7 +107,7 @@ class PrefixCache:
         size = self.llama_cpp.llama_state_get_size(ctx)
         buf = (ctypes.c_uint8 * int(size))()
         written = self.llama_cpp.llama_state_get_data(ctx, buf, size)
-        return bytes(buf[: int(written)]) if 0 < written <= size else None
+        return ctypes.string_at(buf, int(written)) if 0 < written <= size else None  # not buf[:n]: a list of ints
 
     def _restore(self, prefix: list[int], state: bytes) -> bool:
         buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
