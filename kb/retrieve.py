@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from dataclasses import dataclass, field, fields
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -35,6 +35,10 @@ CROSS_WEIGHT = 1.0  # that list's RRF weight (bench/crosslingual.py)
 # hand its arbitrary first the rank-1 share of RRF (bench/cross_weight.py, docs/retrieval.md).
 CROSS_STANDOUT = 0.02
 CROSS_STANDOUT_DEPTH = 20
+# A passage the question's own BM25 and dense lists both rank in their top AGREE is not displaced by a reserved
+# query's passage (`fuse`'s `reserve`): two signals agreeing on it outweigh a machine translation's one
+# (bench/ask_retrieval.py: q03's answer, 3rd in both, was pushed out when the translation got two places).
+AGREE = 3
 # A long question's need (kb.focus) gets a dense list of its own, of this RRF weight (0: none; bench/longdocs.py)
 FOCUS_WEIGHT = 1.0
 
@@ -224,7 +228,8 @@ class Searcher:
                translation: str | None = None) -> SearchResponse:
         """The query's (and `extra_queries`') candidate lists fused: `candidates()` then `fuse()`. A
         `translation` of the query into the other language is searched as one more query, in place of the
-        cross-language list, and its best passage is kept among the `k` (`fuse`'s `reserve`)."""
+        cross-language list, and the best passage of each of its lists is kept among the `k` (`fuse`'s
+        `reserve`)."""
         queries = [query, *extra_queries, *([translation] if translation else [])]
         found = self.candidates(queries, mode=mode, candidates=candidates, path_glob=path_glob,
                                 cross=not translation)
@@ -301,9 +306,11 @@ class Searcher:
         """RRF over every candidate list (BM25 lists first, then dense, each in query order), then the rerank
         (of the first query) when asked for and configured, the best `k` as Hits. Scores, `ranks` and
         `list_scores` of the first query's own lists tell how strong the evidence is. For each query in
-        `reserve`, the best of its own lists fused alone is kept among the `k` (in the last places, instead of
-        the weakest hits) when the fusion of all lists leaves it out: a down-weighted machine translation adds
-        the other language's best passage, which the question's own lists outvote otherwise."""
+        `reserve`, the first passage of each of its own lists (BM25, dense) is kept among the `k` (in the last
+        places, instead of the weakest hits) when the fusion of all lists leaves it out: a machine translation
+        adds the other language's best passages, which the question's own lists outvote otherwise. The first hit
+        keeps its place, and so does a hit the first query's BM25 and dense lists both rank in their top
+        `AGREE`."""
         query = found.queries[0].query if found.queries else ""
         timings = dict(found.timings_ms)
         if found.nothing_allowed:
@@ -359,7 +366,12 @@ class Searcher:
             t = time.perf_counter()
             hits = self.reranker.rerank(query, hits)
             timings["rerank"] = (time.perf_counter() - t) * 1000
-        hits = keep_reserved(hits, kept, k)
+        if kept and hits:  # the fusion's best stays, and what the first query's two lists agree on
+            first = found.queries[0]
+            agreed = ({i for i, _ in first.bm25[:AGREE]} & {i for i, _ in first.dense[:AGREE]}
+                      if first.bm25 and first.dense else set())
+            hits = keep_reserved(hits, kept, k, keep=agreed | {hits[0].chunk_id})
+        hits = hits[:k]
         for r, h in enumerate(hits, 1):
             h.rank = r
         timings["total"] = sum(timings.values())
@@ -367,25 +379,30 @@ class Searcher:
 
     def _reserved(self, lists: list[list[int]], weights: list[float], owners: list[str], reserve: Sequence[str]
                   ) -> list[int]:
-        """The best chunk of each reserved query's own lists fused alone (RRF, the same constants)."""
-        kept = []
+        """The first chunk of each of the reserved queries' own lists, each query's in the order of its lists
+        fused alone (RRF, the same constants). Each list's first, not only the fused best: a translation's BM25
+        and dense lists often lead with different passages, and the fused best was then a third one both rank
+        lower (bench/ask_retrieval.py, cross-lingual among the sources 33 -> 37 of 39)."""
+        kept: list[int] = []
         for query in reserve:
             own = [(ranked, w) for ranked, w, owner in zip(lists, weights, owners) if owner == query]
-            best = rrf([ranked for ranked, _ in own], self.rrf_k, [w for _, w in own])[:1]
-            if best and best[0][0] not in kept:
-                kept.append(best[0][0])
+            firsts = {ranked[0] for ranked, _ in own if ranked}
+            for i, _ in rrf([ranked for ranked, _ in own], self.rrf_k, [w for _, w in own]):
+                if i in firsts and i not in kept:
+                    kept.append(i)
         return kept
 
 
-def keep_reserved(hits: list[Hit], kept: Sequence[int], k: int) -> list[Hit]:
+def keep_reserved(hits: list[Hit], kept: Sequence[int], k: int, keep: Collection[int] = ()) -> list[Hit]:
     """The first `k` hits, with every chunk of `kept` among them: a kept chunk beyond the `k` takes the place of
-    the weakest hit that is not kept (order otherwise unchanged)."""
+    the weakest hit that is neither kept nor in `keep` (order otherwise unchanged); with no such hit, it is left
+    out."""
     top, rest = hits[:k], hits[k:]
     for chunk_id in kept:
         if any(h.chunk_id == chunk_id for h in top):
             continue
         extra = next((h for h in rest if h.chunk_id == chunk_id), None)
-        weakest = next((j for j in range(len(top) - 1, -1, -1) if top[j].chunk_id not in kept), None)
+        weakest = next((j for j in range(len(top) - 1, -1, -1) if top[j].chunk_id not in kept and top[j].chunk_id not in keep), None)
         if extra is None or weakest is None:
             continue
         top = top[:weakest] + top[weakest + 1:] + [extra]

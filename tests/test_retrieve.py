@@ -51,6 +51,7 @@ def test_keep_reserved_puts_a_kept_chunk_in_place_of_the_weakest_other():
     assert [h.chunk_id for h in keep_reserved(hits, [5, 6], 3)] == [1, 5, 6]
     assert [h.chunk_id for h in keep_reserved(hits, [9], 3)] == [1, 2, 3]  # not a candidate: nothing to keep
     assert [h.chunk_id for h in keep_reserved(hits, [], 3)] == [1, 2, 3]
+    assert [h.chunk_id for h in keep_reserved(hits, [5, 6], 3, keep={1, 3})] == [1, 3, 5]  # no place left for 6
 
 
 @pytest.fixture
@@ -83,8 +84,30 @@ def test_a_reserved_querys_best_hit_stays_among_the_k_when_outvoted(small_kb):
     kept = s.fuse(found, k=2, rerank=False, reserve=["peristaltic pump litres"])
     names = [Path(h.path).name for h in kept.hits]
     assert names[0] == "valves.md" and "pumps.md" in names and [h.rank for h in kept.hits] == [1, 2]
+    # ... but not in place of a hit the first query's BM25 and dense lists both rank in their top AGREE
     assert [Path(h.path).name for h in s.fuse(found, k=1, rerank=False, reserve=["peristaltic pump litres"]).hits] \
-        == ["pumps.md"]
+        == ["valves.md"]
+
+
+def test_each_of_a_reserved_querys_lists_keeps_its_first_passage_unless_the_first_query_agrees_on_more(tmp_path):
+    names = ("valves", "motor", "filter", "pumps", "中文")
+    kb, emb, _ = fake_kb(tmp_path, {f"{n}.md": f"# {n}\n\n{n} text.\n" for n in names})
+    s = Searcher(kb, lambda: emb)
+    ids = {Path(h.path).stem: h.chunk_id for h in s.search("text", k=10, mode="dense").hits}
+    found = s.candidates(["relief valve pressure", "peristaltic pump litres"], cross=False)
+    assert len(found.queries) == 2
+    own, translation = found.queries
+    own.bm25 = [(ids["valves"], 5.0), (ids["motor"], 2.0)]  # both lists agree on valves and motor
+    own.dense = [(ids[n], 0.9 - 0.1 * r) for r, n in enumerate(names)]
+    translation.weight = 0.01
+    translation.bm25 = [(ids["pumps"], 3.0)]  # its two lists lead with different passages
+    translation.dense = [(ids["中文"], 0.9), (ids["pumps"], 0.8)]
+
+    def kept(k):
+        return [Path(h.path).stem for h in s.fuse(found, k=k, rerank=False, reserve=[translation.query]).hits]
+
+    assert kept(4) == ["valves", "motor", "pumps", "中文"]  # (the fused best alone was pumps: filter stayed)
+    assert kept(3) == ["valves", "motor", "pumps"]  # no place for 中文 but filter's, the agreed ones are kept
 
 
 def test_path_filter_and_errors(small_kb, tmp_path):
