@@ -7,7 +7,7 @@ the other language. Four ways, from the same candidate lists and the same transl
 - `before_ask`: that, with the translation's lists at half weight and its best passage kept among the sources
   (`kb ask` with `translate = true` until stop 23, RAG-Fusion's rewordings aside);
 - `after`: the translation's lists in place of the cross-language list, at full weight, its best passage kept
-  (all three since stop 23).
+  (all three since stop 23; since stop 26 the first passage of each of its lists).
 
 Sets: sample_docs' 39 + 39 cases (the expected place at rank 1, and among the first 4: `kb ask`'s `top_k`), and
 cross_weight.py's bilingual corpus from real data (SciFact abstracts and CMRC paragraphs) with its four judged

@@ -402,7 +402,8 @@ def keep_reserved(hits: list[Hit], kept: Sequence[int], k: int, keep: Collection
         if any(h.chunk_id == chunk_id for h in top):
             continue
         extra = next((h for h in rest if h.chunk_id == chunk_id), None)
-        weakest = next((j for j in range(len(top) - 1, -1, -1) if top[j].chunk_id not in kept and top[j].chunk_id not in keep), None)
+        weakest = next((j for j in range(len(top) - 1, -1, -1)
+                        if top[j].chunk_id not in kept and top[j].chunk_id not in keep), None)
         if extra is None or weakest is None:
             continue
         top = top[:weakest] + top[weakest + 1:] + [extra]
