@@ -84,7 +84,7 @@ def test_a_reserved_querys_best_hit_stays_among_the_k_when_outvoted(small_kb):
     kept = s.fuse(found, k=2, rerank=False, reserve=["peristaltic pump litres"])
     names = [Path(h.path).name for h in kept.hits]
     assert names[0] == "valves.md" and "pumps.md" in names and [h.rank for h in kept.hits] == [1, 2]
-    # ... but not in place of a hit the first query's BM25 and dense lists both rank in their top AGREE
+    # ... but never in place of the fusion's first hit
     assert [Path(h.path).name for h in s.fuse(found, k=1, rerank=False, reserve=["peristaltic pump litres"]).hits] \
         == ["valves.md"]
 
