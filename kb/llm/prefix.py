@@ -88,9 +88,10 @@ class PrefixCache:
         key, state = self.kept
         llama = self.llama
         shared = llama.longest_token_prefix(list(key), tokens)
+        if shared < MIN_PREFIX:  # (most prompts: what the cache holds need not be compared)
+            return False
         n = int(llama.n_tokens)
-        held = llama.longest_token_prefix(llama.input_ids[:n].tolist(), tokens) if n else 0
-        if shared < MIN_PREFIX or shared <= held:
+        if shared <= (llama.longest_token_prefix(llama.input_ids[:n].tolist(), tokens) if n else 0):
             return False
         if not self._restore(list(key), state):
             self.kept = None
