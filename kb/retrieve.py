@@ -266,12 +266,11 @@ class Searcher:
                 any_terms = any_terms or bool(tokens)
                 # each term once: a long question's boilerplate repeats its common words ("answer", "package"),
                 # and BM25 would count every repetition (bench/longdocs.py)
-                terms, coverage = self.lexical.query_terms(tokens)
-                lists.bm25 = self.lexical.search(terms, depth, allowed=mask)
+                lists.bm25 = self.lexical.search(list(dict.fromkeys(tokens)), depth, allowed=mask)
                 # a query whose words mostly do not occur in the corpus (a question in another language than
                 # the documents) gets a BM25 list of incidental matches: trust it less. The square root keeps
                 # weight on a list led by the one word that did match (a code, a version number).
-                lists.bm25_weight = self.bm25_weight * coverage ** 0.5
+                lists.bm25_weight = self.bm25_weight * self.lexical.coverage(tokens) ** 0.5
             timings["bm25"] = (time.perf_counter() - t) * 1000
             if mode == "bm25" and not any_terms:
                 raise QueryError("the query has no searchable terms (only stop words or punctuation)")

@@ -94,19 +94,6 @@ def test_lexical_index_ignores_unknown_terms_and_filters(tmp_path):
     assert [i for i, _ in idx.search(["apple"], 5, allowed=mask)] == [11]
 
 
-def test_a_chinese_word_the_index_lacks_is_searched_by_the_dictionary_words_inside_it():
-    # the parts table says 搅拌磁子套件 (jieba: 搅拌 磁子 套件); a translated question says 搅拌棒 (stir bar), a word
-    # jieba keeps whole and the index does not have
-    idx = LexicalIndex.build([1, 2], [["搅拌", "磁子", "套件", "订货号"], ["电源", "后盖"]])
-    terms, coverage = idx.query_terms(["搅拌棒", "套件", "套件", "订单号", "qf"])
-    assert terms == ["搅拌", "套件"]  # 订单号's sub-words (订单, 单号) are not in the index either
-    assert coverage == pytest.approx((2 / 3 + 1 + 1) / 5)
-    assert [i for i, _ in idx.search(terms, 2)] == [1]
-    # only Chinese words are split, and a word the index has is searched whole
-    assert idx.query_terms(["sensors", "后盖"]) == (["后盖"], 0.5)
-    assert LexicalIndex.build([], []).query_terms(["搅拌棒"]) == ([], 0.0)
-
-
 def test_crash_before_commit_leaves_previous_generation_and_is_swept(tmp_path):
     kb = KnowledgeBase(tmp_path / "kb")
     _commit(kb, {"/a.txt": ["alpha beta"]})

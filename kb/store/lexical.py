@@ -15,7 +15,6 @@ from typing import Sequence
 import numpy as np
 
 from kb.store.fsio import fs
-from kb.text import han_subwords, has_han
 
 # Okapi BM25 as Lucene computes it; k1/b tuned with `kb eval` (see docs/retrieval.md).
 BM25_PARAMS = {"method": "lucene", "k1": 1.2, "b": 0.75}
@@ -60,28 +59,12 @@ class LexicalIndex:
         retriever = bm25s.BM25.load(str(directory), mmap=False, show_progress=False)
         return cls(retriever, ids)
 
-    def query_terms(self, query_tokens: Sequence[str]) -> tuple[list[str], float]:
-        """The terms to search for a query's tokens (each once, in query order), and the share of the query the
-        index has (0-1; 0 for an empty query or index).
-
-        A token the index has is searched as it is. A Chinese word it lacks is searched by the dictionary words
-        inside it that the index has, and counts for the share of its characters they cover: jieba keeps a compound
-        whole, so a translation's 搅拌棒 (stir bar) finds nothing where the documents say 搅拌磁子, and 搅拌 does.
-        """
+    def coverage(self, query_tokens: Sequence[str]) -> float:
+        """Share of the query's tokens that occur anywhere in the index (0 for an empty query or index)."""
         if not len(self) or not query_tokens:
-            return [], 0.0
+            return 0.0
         vocab = self._retriever.vocab_dict
-        terms: dict[str, None] = {}
-        covered = 0.0
-        for t in query_tokens:
-            if t in vocab:
-                terms[t] = None
-                covered += 1
-            elif len(t) > 2 and has_han(t):
-                parts = [p for p in han_subwords(t) if p in vocab]
-                terms.update(dict.fromkeys(parts))
-                covered += min(1.0, sum(len(p) for p in dict.fromkeys(parts)) / len(t))
-        return list(terms), covered / len(query_tokens)
+        return sum(t in vocab for t in query_tokens) / len(query_tokens)
 
     def search(self, query_tokens: Sequence[str], k: int, allowed: np.ndarray | None = None
                ) -> list[tuple[int, float]]:
