@@ -7,12 +7,36 @@ still starts fast.
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from typing import Iterable, Mapping
 
 from rich.console import Console
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def deferred_interrupt():
+    """Hold a Ctrl-C until the block is done, then raise it (or hand it to the handler in place). rich's spinner
+    starts and stops in several steps; a KeyboardInterrupt between two of them leaves it half started, and
+    stopping it then fails inside rich (IndexError: pop from empty list) instead of cancelling the answer."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit: list[object] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if hit:
+            if callable(previous):
+                previous(signal.SIGINT, hit[0])
+            else:
+                raise KeyboardInterrupt
 
 
 class AnswerPrinter:
@@ -31,8 +55,16 @@ class AnswerPrinter:
     def __enter__(self):
         if self.enabled and err.is_terminal and not self.quiet:
             self.spinner = err.status("retrieving", spinner="dots")
-            self.spinner.start()
+            with deferred_interrupt():
+                self.spinner.start()
         return self
+
+    def _stop_spinner(self, forget: bool = True) -> None:
+        if self.spinner is not None:
+            with deferred_interrupt():
+                self.spinner.stop()
+            if forget:
+                self.spinner = None
 
     def status(self, message: str) -> None:
         if not self.enabled or self.quiet:
@@ -53,8 +85,7 @@ class AnswerPrinter:
         if not self.streaming or not sources:
             return
         spinning = self.spinner is not None
-        if spinning:
-            self.spinner.stop()
+        self._stop_spinner(forget=False)
         out.print("Sources:", style="bold", markup=False)
         for s in sources:
             out.print(f"[{s.n}] {source_label(s)}", style="dim", markup=False)
@@ -62,14 +93,13 @@ class AnswerPrinter:
         self.shown_sources = True
         if spinning:
             self.spinner.update("reading the sources")
-            self.spinner.start()
+            with deferred_interrupt():
+                self.spinner.start()
 
     def text(self, piece: str) -> None:
         if not self.streaming:
             return
-        if self.spinner is not None:
-            self.spinner.stop()
-            self.spinner = None
+        self._stop_spinner()
         out.print(piece, end="", markup=False, highlight=False)
         out.file.flush()
         self.wrote = True
@@ -79,9 +109,7 @@ class AnswerPrinter:
         streamed, say so under it."""
         if not self.enabled:
             return
-        if self.spinner is not None:
-            self.spinner.stop()
-            self.spinner = None
+        self._stop_spinner()
         if not self.wrote:
             out.print(answer.answer, markup=False, highlight=False)
             return
@@ -91,8 +119,7 @@ class AnswerPrinter:
             out.print(f"↳ kb: {answer.abstain_reason}. {answer.answer}", style="yellow", markup=False)
 
     def __exit__(self, *exc):
-        if self.spinner is not None:
-            self.spinner.stop()
+        self._stop_spinner()
         if self.wrote:
             out.print()
         return False

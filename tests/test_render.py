@@ -84,3 +84,24 @@ def test_on_a_terminal_the_sources_come_before_the_answer_and_only_the_cited_aft
     text = out.getvalue()
     assert text.index("[1] ") < text.index("[2] ") < text.index(ok.answer) < text.index("Cited:")
     assert text.split("Cited:")[1].strip().startswith("[2] ") and "[1] " not in text.split("Cited:")[1]
+
+
+def test_a_ctrl_c_while_the_spinner_starts_or_stops_is_raised_after_it():
+    # a KeyboardInterrupt inside rich's Live.start left it half started, and stopping it then raised IndexError
+    # from rich, which escaped `kb shell`'s "(cancelled)" (seen in tests/test_shell.py's Ctrl-C step)
+    import os
+    import signal
+
+    from kb.render import deferred_interrupt
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("after the signal")
+        steps.append("not reached")
+    assert steps == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with deferred_interrupt():  # no Ctrl-C: nothing raised
+        steps.append("quiet")
+    assert steps[-1] == "quiet"
