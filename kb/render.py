@@ -35,7 +35,7 @@ def deferred_interrupt():
         if hit:
             if callable(previous):
                 previous(signal.SIGINT, hit[0])
-            else:
+            elif previous == signal.SIG_DFL:
                 raise KeyboardInterrupt
 
 
@@ -55,9 +55,12 @@ class AnswerPrinter:
     def __enter__(self):
         if self.enabled and err.is_terminal and not self.quiet:
             self.spinner = err.status("retrieving", spinner="dots")
-            with deferred_interrupt():
-                self.spinner.start()
+            self._start_spinner()
         return self
+
+    def _start_spinner(self) -> None:
+        with deferred_interrupt():
+            self.spinner.start()
 
     def _stop_spinner(self, forget: bool = True) -> None:
         if self.spinner is not None:
@@ -93,8 +96,7 @@ class AnswerPrinter:
         self.shown_sources = True
         if spinning:
             self.spinner.update("reading the sources")
-            with deferred_interrupt():
-                self.spinner.start()
+            self._start_spinner()
 
     def text(self, piece: str) -> None:
         if not self.streaming:
