@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kb.render import err, out
+from kb.render import deferred_interrupt, err, out
 
 
 def _plain(line: str) -> None:
@@ -40,9 +40,16 @@ class IngestProgress:
                                 TextColumn("files · {task.fields[pages]}{task.fields[chunks]} chunks · "
                                            "{task.fields[rate]}"),
                                 TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
-            self.bar.start()
             self.task = self.bar.add_task("scanning", total=None, pages="", chunks=0, rate="")
             self.started = time.perf_counter()
+            try:
+                # rich starts and stops the bar in several steps: a Ctrl-C between two leaves it half started, and
+                # stopping it then fails inside rich (IndexError) instead of reporting the cancelled ingest
+                with deferred_interrupt():
+                    self.bar.start()
+            except KeyboardInterrupt:
+                self.__exit__()  # `with` calls __exit__ only once __enter__ has returned
+                raise
         return self.on_progress
 
     def on_progress(self, p) -> None:
@@ -72,7 +79,8 @@ class IngestProgress:
 
     def __exit__(self, *exc):
         if self.bar is not None:
-            self.bar.stop()
+            with deferred_interrupt():
+                self.bar.stop()
         return False
 
 
