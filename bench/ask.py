@@ -6,10 +6,11 @@ prompt's KV state loaded from the models dir as a new `kb ask` process does, the
 warm-up generation first). With --floor, the same final prompt through bare llama-cpp-python
 (`Llama.create_completion`, same tokens and sampling): kb's own overhead. With --fusion, RAG-Fusion's cost. With
 --all-sources, *after* once more with the first-source check off (`first_source_check` 0): what answering from the
-best source alone changes.
+best source alone changes. With --flip-flash, *after* once more with the `flash_attention` setting flipped (a second
+copy of the model).
 
     python bench/ask.py [--kb DIR] [--model qwen2.5-coder-1.5b] [--questions 8] [--floor] [--fusion] [--threads N]
-                        [--all-sources]
+                        [--all-sources] [--flip-flash]
 
 Knowledge base: sample_docs, ingested into a temporary directory with the default embedding model unless --kb is
 given. Questions: the first --questions of sample_docs/QUESTIONS.md that the LLM answers (an early abstention
@@ -75,13 +76,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0,
                     help="before and after both with this many threads: what the prompt's size alone changes")
     ap.add_argument("--all-sources", action="store_true", help="also after with first_source_check 0")
+    ap.add_argument("--flip-flash", action="store_true",
+                    help="also after with the flash_attention setting flipped (a second copy of the model)")
     args = ap.parse_args()
 
     from kb.answer import Asker, AskOptions, messages_for
     from kb.config import load_settings
     from kb.ingest import IngestOptions, ingest_with_settings
     from kb.llm import load_llm, physical_cores
-    from kb.llm.runtime import LLM
+    from kb.llm.runtime import LLM, state_dir
     from kb.retrieve import open_searcher
 
     tmp = None
@@ -95,13 +98,18 @@ def main() -> None:
     searcher = open_searcher(settings)
     after_llm = load_llm(settings)
     # before: as shipped (threads = the physical cores, the whole prompt evaluated every time)
-    before_llm = LLM(after_llm.path, n_ctx=after_llm.n_ctx, threads=args.threads or physical_cores(), gpu_layers=0)
+    before_llm = LLM(after_llm.path, n_ctx=after_llm.n_ctx, threads=args.threads or physical_cores(), gpu_layers=0,
+                     flash_attention=False)
     before_llm.prefix_cache.enabled = False
     before, after = Asker(searcher, lambda: before_llm), Asker(searcher, lambda: after_llm)
-    for llm in (before_llm, after_llm):  # load and warm up: not measured
+    flipped_llm = LLM(after_llm.path, n_ctx=after_llm.n_ctx, threads=after_llm.threads, gpu_layers=0,
+                      state_dir=state_dir(settings), flash_attention=not after_llm.flash_attention) \
+        if args.flip_flash else None
+    flipped = Asker(searcher, lambda: flipped_llm)
+    for llm in filter(None, (before_llm, after_llm, flipped_llm)):  # load and warm up: not measured
         llm.chat([{"role": "user", "content": "Say OK."}], max_tokens=4)
-    print(f"# before: {before_llm.threads} threads, no prefix state; after: {after_llm.threads} threads, "
-          f"prefix state from disk", flush=True)
+    print(f"# before: {before_llm.threads} threads, no prefix state, no flash attention; after: {after_llm.threads} "
+          f"threads, prefix state from disk, flash attention {'on' if after_llm.flash_attention else 'off'}", flush=True)
 
     questions, _ = load_questions()
     off = AskOptions.from_settings(settings, fusion="off")
@@ -125,6 +133,9 @@ def main() -> None:
         if args.all_sources:
             row["all_first"], row["all_total"], all_answer = timed_kb(after, q["question"], off_all)
             row["same_as_all"] = all_answer.answer == a_answer.answer
+        if args.flip_flash:
+            row["flipped_first"], row["flipped_total"], flipped_answer = timed_kb(flipped, q["question"], off)
+            row["same_as_flipped"] = flipped_answer.answer == a_answer.answer
         if args.floor:
             messages = messages_for(q["question"], a_answer.sources, a_answer.language)
             row["floor_first"], row["floor_total"], _ = timed_floor(after_llm, messages, off.max_tokens,
@@ -137,6 +148,8 @@ def main() -> None:
               f"{after_llm.last_stats.get('prefix_state')}): first token before {b_first:.2f} s / after "
               f"{a_first:.2f} s ({'first source alone' if row['alone'] else 'all sources'}"
               + (f"; all sources {row['all_first']:.2f} s, same answer {row['same_as_all']}" if args.all_sources else "")
+              + (f"; flash attention {'off' if after_llm.flash_attention else 'on'} {row['flipped_first']:.2f} s, "
+                 f"same answer {row['same_as_flipped']}" if args.flip_flash else "")
               + f"); total {b_total:.2f} / {a_total:.2f} s; same answer {row['same_answer']}", flush=True)
 
     def med(key: str) -> float:
@@ -157,6 +170,13 @@ def main() -> None:
         figure("after_over_all_sources_first_token_p50",
                statistics.median(r["after_first"] / r["all_first"] for r in rows))
         figure("same_answer_as_all_sources_share", sum(r["same_as_all"] for r in rows) / len(rows))
+    if args.flip_flash:
+        figure("flash_flipped_first_token_p50", med("flipped_first"), "s")
+        figure("after_over_flash_flipped_first_token_p50",
+               statistics.median(r["after_first"] / r["flipped_first"] for r in rows))
+        figure("flipped_over_before_first_token_p50",
+               statistics.median(r["flipped_first"] / r["before_first"] for r in rows))
+        figure("same_answer_as_flash_flipped_share", sum(r["same_as_flipped"] for r in rows) / len(rows))
     if args.floor:
         figure("floor_first_token_p50", med("floor_first"), "s")
         figure("kb_overhead_ratio_p50", statistics.median((r["after_first"] - r["floor_first"]) / r["floor_first"]

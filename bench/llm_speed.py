@@ -25,7 +25,9 @@ VARIANTS = {
     "default": ("q4_k_m", {}),
     "threads1": ("q4_k_m", {"n_threads": 1, "n_threads_batch": 1}),
     "ubatch128": ("q4_k_m", {"n_batch": 128, "n_ubatch": 128}),
+    "ubatch2048": ("q4_k_m", {"n_batch": 2048, "n_ubatch": 2048}),  # a whole prompt in one pass
     "flash_on": ("q4_k_m", {"flash_attn": True}),
+    "flash_ubatch2048": ("q4_k_m", {"flash_attn": True, "n_batch": 2048, "n_ubatch": 2048}),
     "kv_q8": ("q4_k_m", {"flash_attn": True, "type_k": 8, "type_v": 8}),  # GGML_TYPE_Q8_0
     "q4_0": ("q4_0", {}),
     "q4_0_flash": ("q4_0", {"flash_attn": True}),

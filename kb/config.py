@@ -116,6 +116,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("gpu_layers", int, -1,
            "layers offloaded to the GPU (-1: all when this llama.cpp build can offload, else 0)", minimum=-1),
     Option("threads", int, 0, "CPU threads for the LLM (0: the physical cores, one fewer when the machine is busy)", minimum=0),
+    Option("flash_attention", bool, False,
+           "the LLM's attention through llama.cpp's flash-attention kernels: prompts evaluate ~7% faster on AVX-512 "
+           "CPUs, the same on AVX2 (bench/llm_speed.py); off by default: answers branch, and in one bench run an "
+           "off-topic question was answered (docs/benchmarks.md)"),
     Option("max_answer_tokens", int, 512, "longest answer the LLM may write, in tokens", minimum=16),
     Option("temperature", float, 0.1, "LLM sampling temperature (0: greedy)", minimum=0),
     Option("fusion", str, "auto",

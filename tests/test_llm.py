@@ -243,6 +243,27 @@ def test_yes_probability_reads_the_first_token_and_leaves_the_model_usable(tiny)
     assert tiny.chat(MESSAGES, max_tokens=16, temperature=0) == tiny.chat(MESSAGES, max_tokens=16, temperature=0)
 
 
+def test_flash_attention_reaches_llama_cpp_and_its_saved_system_prompt_states_are_its_own(tiny, tmp_path):
+    # a KV state saved with flash attention lays the V cache out otherwise: a process with the other setting must
+    # evaluate the system prompt itself, not restore a state of the other layout
+    import llama_cpp
+
+    from kb.answer.prompt import system_prompt
+    from kb.llm.runtime import LLM
+
+    messages = [{"role": "system", "content": system_prompt("en")}, {"role": "user", "content": "Hello?"}]
+    opened = {}
+    for flash in (False, True, True):
+        llm = LLM(tiny.path, n_ctx=1024, threads=1, gpu_layers=0, state_dir=tmp_path, flash_attention=flash)
+        llm.chat(messages, max_tokens=2, temperature=0.0)
+        opened.setdefault(flash, []).append((llm.last_stats["prefix_state"],
+                                             llm._llama.context_params.flash_attn_type))
+    on, off = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED, llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    assert opened == {False: [("evaluated", off)], True: [("evaluated", on), ("disk", on)]}
+    assert len(list(tmp_path.glob("*.kv"))) == 2
+    assert not load_settings(env={}).flash_attention  # the default: answers branch with it (docs/benchmarks.md)
+
+
 def test_a_kept_check_is_restored_after_another_prompt_evicted_it(tiny):
     """kb ask's check of the question's own best source is kept (`keep=True`): the translation call evicts it from
     llama.cpp's cache, and the same check asked again after it restores the state instead of evaluating it."""

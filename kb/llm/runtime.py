@@ -189,7 +189,8 @@ REPEAT_PENALTY = 1.1
 class LLM:
     """One loaded GGUF model. Use `load_llm`, which loads each file once per process."""
 
-    def __init__(self, path: Path, n_ctx: int, threads: int, gpu_layers: int, state_dir: Path | None = None):
+    def __init__(self, path: Path, n_ctx: int, threads: int, gpu_layers: int, state_dir: Path | None = None,
+                 flash_attention: bool = False):
         llama_cpp = import_llama_cpp()
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -197,12 +198,14 @@ class LLM:
         self.model_id = self.path.name
         self.threads = threads
         self.gpu_layers = gpu_layers
+        self.flash_attention = flash_attention
         self.last_stats: dict = {}
         _LOG_TAIL.clear()
         try:
             with _quiet_stderr() as captured:
                 self._llama = open_llama(self.path, state_dir, n_ctx=n_ctx, n_threads=threads,
-                                         n_threads_batch=threads, n_gpu_layers=gpu_layers, verbose=False)
+                                         n_threads_batch=threads, n_gpu_layers=gpu_layers,
+                                         flash_attn=flash_attention, verbose=False)
         except (ValueError, RuntimeError, OSError) as e:
             detail = (captured() + "".join(_LOG_TAIL)).strip().splitlines()
             why = next((ln for ln in reversed(detail) if "error" in ln.lower() or "fail" in ln.lower()), "")
@@ -221,7 +224,9 @@ class LLM:
         self._active: Iterator[str] | None = None
         self._answer_tokens: dict[str, set[int]] | None = None  # yes/no first tokens, for yes_probability
         # the system prompt's KV state, evaluated once (kept in memory, and in state_dir for the next process)
-        self.prefix_cache = PrefixCache(self._llama, llama_cpp, self.path, f"n_ctx={self.n_ctx}|gpu={gpu_layers}",
+        # a state saved with flash attention lays out the V cache differently: it is kept apart
+        self.prefix_cache = PrefixCache(self._llama, llama_cpp, self.path,
+                                        f"n_ctx={self.n_ctx}|gpu={gpu_layers}" + ("|fa" if flash_attention else ""),
                                         state_dir)
 
     def count_tokens(self, text: str) -> int:
@@ -398,9 +403,10 @@ def load_llm(settings, cpu: bool = False, on_status: Callable[[str], None] | Non
     n_ctx = min(settings.n_ctx, trained) if trained else settings.n_ctx
     threads = settings.threads or auto_threads()
     layers = effective_gpu_layers(settings.gpu_layers, cpu)
-    key = (str(path), n_ctx, layers, threads)
+    key = (str(path), n_ctx, layers, threads, settings.flash_attention)
     if key not in _CACHE:
         if on_status is not None:
             on_status(f"loading model {path.name} …")
-        _CACHE[key] = LLM(path, n_ctx=n_ctx, threads=threads, gpu_layers=layers, state_dir=state_dir(settings))
+        _CACHE[key] = LLM(path, n_ctx=n_ctx, threads=threads, gpu_layers=layers, state_dir=state_dir(settings),
+                          flash_attention=settings.flash_attention)
     return _CACHE[key]
