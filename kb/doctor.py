@@ -323,6 +323,13 @@ def check_indexes(kb: KnowledgeBase, meta: dict) -> Check:
     counts = f"catalog {chunks} chunks, dense {len(dense_live)}, BM25 {len(lexical_ids)}"
     if dense_live != catalog_ids or lexical_ids != catalog_ids:
         return Check(name, ERROR, f"generation {gen}: the indexes disagree with the catalog ({counts})", REPAIR)
+    from kb.text import TOKENIZER_VERSION
+
+    recorded = meta.get("tokenizer_version", "1")
+    if recorded != str(TOKENIZER_VERSION):
+        return Check(name, WARNING, f"generation {gen}: {counts}; the BM25 tokens are from tokenizer version "
+                                    f"{recorded}, this kb's is {TOKENIZER_VERSION}: some words of a question miss "
+                                    f"until the next ingest tokenizes them again", REPAIR)
     return Check(name, OK, f"generation {gen}: {counts}")
 
 

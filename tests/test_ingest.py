@@ -201,6 +201,48 @@ def test_force_rebuilds_and_reuses_cached_vectors(tmp_path, folder):
     assert r.generation == 2
 
 
+def test_chunks_an_older_tokenizer_made_are_tokenized_again_at_the_next_ingest(tmp_path, folder):
+    # kb 0.1 (tokenizer version 1, none recorded) stemmed "recognised" to "recognis" and "recognize" to "recogn", so a
+    # question in American spelling missed the British document; version 2 folds the spellings. A knowledge base of
+    # the old tokens is tokenized again at its next write, and `kb doctor` says so until then.
+    from kb.doctor import check_knowledge_base
+    from kb.retrieve import Searcher
+    from kb.store.lexical import LexicalIndex
+    from kb.text import TOKENIZER_VERSION
+
+    (folder / "b.txt").write_text("Bravo notes: sticks larger than 256 GB are not recognised.\n")
+    kb = KnowledgeBase(tmp_path / "kb")
+    assert _run(kb, [folder]).generation == 1
+    cat = kb.catalog()
+    with cat.transaction():  # the chunks and the BM25 index as kb 0.1 left them
+        ids, tokens = cat.all_chunk_tokens()
+        cat.set_chunk_tokens((i, [t.replace("recogn", "recognis") for t in toks]) for i, toks in zip(ids, tokens))
+        cat.conn.execute("DELETE FROM meta WHERE key='tokenizer_version'")
+    shutil.rmtree(kb.lexical_path(1))
+    LexicalIndex.build(*cat.all_chunk_tokens()).save(kb.lexical_path(1))
+    cat.close()
+
+    def found() -> list[str]:
+        searcher = Searcher(kb, FakeEmbedder)
+        try:
+            return [h.path for h in searcher.search("recognize", mode="bm25").hits]
+        finally:
+            searcher.close()
+
+    def indexes_check():
+        return next(c for c in check_knowledge_base(kb) if c.name == "indexes")
+
+    assert not any(p.endswith("b.txt") for p in found())
+    stale = indexes_check()
+    assert stale.status == "warning" and "tokenizer version 1" in stale.detail and stale.fix == "kb repair"
+
+    r = _run(kb, [folder])  # no file changed
+    assert r.generation == 2 and not r.updated and r.unchanged == 3
+    assert found()[0].endswith("b.txt")
+    assert kb.recorded("tokenizer_version") == str(TOKENIZER_VERSION)
+    assert indexes_check().status == "ok"
+
+
 def test_extraction_in_a_worker_process(tmp_path):
     docs = tmp_path / "many"
     docs.mkdir()

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from kb.text import (
-    CHINESE_STOP_WORDS, ENGLISH_STOP_WORDS, filename_words, han_ratio, has_han, sentence_spans, split_sentences,
-    tokenize, tokenize_many,
+    CHINESE_STOP_WORDS, ENGLISH_STOP_WORDS, american, filename_words, han_ratio, has_han, sentence_spans,
+    split_sentences, tokenize, tokenize_many,
 )
 
 from conftest import REPO
@@ -165,3 +165,19 @@ def test_filename_words():
     assert "维修" in tokenize(filename_words("2023年维修手册.pdf"))
     assert filename_words("README") == "readme"
     assert filename_words("latin1-\udce9t\udce9.txt") == "latin 1 t"  # undecodable bytes are not words
+
+
+@pytest.mark.parametrize("british, us", [
+    ("recognised", "recognized"), ("organisation", "organization"), ("analyse", "analyze"), ("tumour", "tumor"),
+    ("colours", "colors"), ("centre", "center"), ("fibre", "fiber"), ("litres", "liters"),
+    ("haemoglobin", "hemoglobin"), ("anaemia", "anemia"), ("paediatric", "pediatric"), ("oedema", "edema"),
+    ("oestrogen", "estrogen"), ("foetal", "fetal")])
+def test_british_spellings_are_tokenized_as_the_american_ones(british, us):
+    assert american(british) == us
+    assert tokenize(f"The {british} was measured") == tokenize(f"the {us} was measured")
+
+
+@pytest.mark.parametrize("word", ["four", "your", "hour", "rise", "wise", "acre", "genre", "aerobic", "shoe", "does",
+                                  "michael", "recognize", "analysis"])
+def test_words_without_a_british_ending_are_left_as_they_are(word):
+    assert american(word) == word

@@ -157,17 +157,15 @@ class LocalProcessor:
         lshort manual") finds every chunk of it. The file name is in BM25 only: the embedded text (and so the
         embedding cache) stays as it was (docs/retrieval.md, "Questions about long documents")."""
         from kb.chunking import chunk_document
-        from kb.text import filename_words, text_language, tokenize
+        from kb.text import chunk_tokens, file_name_tokens, text_language
 
         embedder = self._load()
         chunks = chunk_document(doc, embedder.count_tokens, max_tokens=embedder.max_tokens,
                                 target_tokens=self.options.chunk_tokens or None,
                                 overlap_tokens=self.options.chunk_overlap)
-        name_tokens = list(dict.fromkeys(tokenize(filename_words(doc.path.name))))
+        name_tokens = file_name_tokens(doc.path.name)
         for c in chunks:
-            tokens = tokenize(c.index_text)
-            have = set(tokens)
-            c.tokens = tuple(tokens + [t for t in name_tokens if t not in have])
+            c.tokens = tuple(chunk_tokens(c.index_text, name_tokens))
             c.lang = text_language(c.index_text)
         return chunks
 

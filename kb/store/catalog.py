@@ -244,6 +244,16 @@ class Catalog:
             tokens.append(joined.split())
         return ids, tokens
 
+    def chunks_to_tokenize(self) -> Iterator[tuple[int, str, str]]:
+        """(chunk id, index text, document path) of every chunk: what its BM25 tokens are made from."""
+        yield from self.conn.execute(
+            "SELECT c.id, c.index_text, d.path FROM chunks c JOIN documents d ON d.id=c.doc_id ORDER BY c.id")
+
+    def set_chunk_tokens(self, items: Iterable[tuple[int, Sequence[str]]]) -> None:
+        """Replace chunks' BM25 tokens: (chunk id, tokens) pairs."""
+        self.conn.executemany("UPDATE chunks SET tokens=? WHERE id=?",
+                              ((" ".join(tokens), chunk_id) for chunk_id, tokens in items))
+
     def chunk_languages(self) -> dict[str, list[int]]:
         """Every chunk's id by its language ("en" / "zh"): recorded at ingest, or judged from the text for chunks
         ingested before the language was recorded."""

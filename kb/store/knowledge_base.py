@@ -22,6 +22,7 @@ from typing import Iterator, Sequence
 from kb.document import Chunk  # noqa: F401  (the type DocumentUpdate.chunks holds)
 from kb.store.catalog import Catalog
 from kb.store.fsio import fs
+from kb.text import TOKENIZER_VERSION
 
 CATALOG = "catalog.sqlite"
 LOCK = "write.lock"
@@ -231,6 +232,12 @@ class Writer:
         old_gen = self.generation
         new_gen = old_gen + 1
         with cat.transaction():
+            # chunks tokenized by another version of kb's tokenizer (kb 0.1 recorded none: version 1) are tokenized
+            # again, before this commit's own chunks are added, and the BM25 index is rebuilt from them
+            retokenize = bool(old_gen) and (cat.get_meta("tokenizer_version") or "1") != str(TOKENIZER_VERSION)
+            if retokenize:
+                self._tokenize_again()
+            cat.set_meta("tokenizer_version", str(TOKENIZER_VERSION))
             removed: list[int] = []
             added: list[int] = []
             added_hashes: list[str] = []
@@ -250,7 +257,7 @@ class Writer:
                 cat.add_root(root)
             for root in changes.remove_roots:
                 cat.remove_root(root)
-            bump = bool(removed or added or changes.rebuild)
+            bump = bool(removed or added or changes.rebuild or retokenize)
             if bump:
                 live = cat.count_chunks()
                 dense = None
@@ -284,6 +291,19 @@ class Writer:
             self.sweep()
             return new_gen
         return old_gen
+
+    def _tokenize_again(self) -> None:
+        """Every chunk's BM25 tokens made again from its text, by this kb's tokenizer: the chunks were tokenized
+        by another version of it (kb.text.TOKENIZER_VERSION), so queries would not meet them."""
+        from kb.text import chunk_tokens, file_name_tokens
+
+        names: dict[str, list[str]] = {}
+        tokens = []
+        for chunk_id, text, path in self.catalog.chunks_to_tokenize():
+            if path not in names:
+                names[path] = file_name_tokens(Path(path).name)
+            tokens.append((chunk_id, chunk_tokens(text, names[path])))
+        self.catalog.set_chunk_tokens(tokens)
 
     def _vectors(self, embedding: EmbeddingInfo, hashes: Sequence[str]):
         import numpy as np
