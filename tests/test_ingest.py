@@ -171,6 +171,10 @@ def test_the_next_files_are_chunked_while_a_pool_is_embedded(tmp_path, monkeypat
             self.threads: set[str] = set()
 
         def count_tokens(self, texts):
+            if threading.current_thread() is not threading.main_thread() and not self.chunked_meanwhile.is_set():
+                # the helper waits for the pool to be under way: on a busy machine it could otherwise chunk every
+                # file before the main thread reached the model, and the test failed though the overlap works
+                self.embedding.wait(timeout=20)
             if self.embedding.is_set():
                 self.chunked_meanwhile.set()
             return super().count_tokens(texts)
