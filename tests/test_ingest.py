@@ -205,7 +205,7 @@ def test_force_rebuilds_and_reuses_cached_vectors(tmp_path, folder):
     assert r.generation == 2
 
 
-def test_chunks_an_older_tokenizer_made_are_tokenized_again_at_the_next_ingest(tmp_path, folder):
+def test_chunks_an_older_tokenizer_made_are_tokenized_again_at_the_next_ingest(tmp_path, folder, monkeypatch):
     # kb 0.1 (tokenizer version 1, none recorded) stemmed "recognised" to "recognis" and "recognize" to "recogn", so a
     # question in American spelling missed the British document; version 2 folds the spellings. A knowledge base of
     # the old tokens is tokenized again at its next write, and `kb doctor` says so until then.
@@ -220,7 +220,8 @@ def test_chunks_an_older_tokenizer_made_are_tokenized_again_at_the_next_ingest(t
     cat = kb.catalog()
     with cat.transaction():  # the chunks and the BM25 index as kb 0.1 left them
         ids, tokens = cat.all_chunk_tokens()
-        cat.set_chunk_tokens((i, [t.replace("recogn", "recognis") for t in toks]) for i, toks in zip(ids, tokens))
+        cat.set_chunk_tokens((i, [t.replace("recogn", "recognis") for t in toks] + ["stale"])
+                             for i, toks in zip(ids, tokens))
         cat.conn.execute("DELETE FROM meta WHERE key='tokenizer_version'")
     shutil.rmtree(kb.lexical_path(1))
     LexicalIndex.build(*cat.all_chunk_tokens()).save(kb.lexical_path(1))
@@ -240,10 +241,16 @@ def test_chunks_an_older_tokenizer_made_are_tokenized_again_at_the_next_ingest(t
     stale = indexes_check()
     assert stale.status == "warning" and "tokenizer version 1" in stale.detail and stale.fix == "kb repair"
 
+    import kb.store.knowledge_base as knowledge_base
+
+    monkeypatch.setattr(knowledge_base, "TOKENIZE_BATCH", 2)  # several batches
     r = _run(kb, [folder])  # no file changed
     assert r.generation == 2 and not r.updated and r.unchanged == 3
     assert found()[0].endswith("b.txt")
     assert kb.recorded("tokenizer_version") == str(TOKENIZER_VERSION)
+    cat = kb.catalog(readonly=True)
+    assert len(cat.all_chunk_tokens()[1]) > 2 and not any("stale" in t for t in cat.all_chunk_tokens()[1])  # all
+    cat.close()
     assert indexes_check().status == "ok"
 
 

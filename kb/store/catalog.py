@@ -244,10 +244,12 @@ class Catalog:
             tokens.append(joined.split())
         return ids, tokens
 
-    def chunks_to_tokenize(self) -> Iterator[tuple[int, str, str]]:
-        """(chunk id, index text, document path) of every chunk: what its BM25 tokens are made from."""
-        yield from self.conn.execute(
-            "SELECT c.id, c.index_text, d.path FROM chunks c JOIN documents d ON d.id=c.doc_id ORDER BY c.id")
+    def chunks_to_tokenize(self, after: int, limit: int) -> list[tuple[int, str, str]]:
+        """(chunk id, index text, document path) of up to `limit` chunks with ids above `after`, in id order: what
+        their BM25 tokens are made from."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT c.id, c.index_text, d.path FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id > ? "
+            "ORDER BY c.id LIMIT ?", (after, limit))]
 
     def set_chunk_tokens(self, items: Iterable[tuple[int, Sequence[str]]]) -> None:
         """Replace chunks' BM25 tokens: (chunk id, tokens) pairs."""

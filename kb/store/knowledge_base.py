@@ -27,6 +27,7 @@ from kb.text import TOKENIZER_VERSION
 CATALOG = "catalog.sqlite"
 LOCK = "write.lock"
 LOCK_INFO = "write.lock.json"
+TOKENIZE_BATCH = 2000  # chunks tokenized again at a time (`Writer._tokenize_again`): memory stays bounded
 _GEN_FILE = re.compile(r"^(dense|lexical)-(\d+)(\.bin)?(\.tmp)?$")
 
 
@@ -298,12 +299,15 @@ class Writer:
         from kb.text import chunk_tokens, file_name_tokens
 
         names: dict[str, list[str]] = {}
-        tokens = []
-        for chunk_id, text, path in self.catalog.chunks_to_tokenize():
-            if path not in names:
-                names[path] = file_name_tokens(Path(path).name)
-            tokens.append((chunk_id, chunk_tokens(text, names[path])))
-        self.catalog.set_chunk_tokens(tokens)
+        last = 0
+        while rows := self.catalog.chunks_to_tokenize(after=last, limit=TOKENIZE_BATCH):
+            tokens = []
+            for chunk_id, text, path in rows:
+                if path not in names:
+                    names[path] = file_name_tokens(Path(path).name)
+                tokens.append((chunk_id, chunk_tokens(text, names[path])))
+            self.catalog.set_chunk_tokens(tokens)
+            last = rows[-1][0]
 
     def _vectors(self, embedding: EmbeddingInfo, hashes: Sequence[str]):
         import numpy as np
