@@ -280,10 +280,12 @@ def test_a_kept_check_is_restored_after_another_prompt_evicted_it(tiny):
         tiny.last_stats
     assert pieces
     # the same check, restored whole after another prompt: its P(yes) is read from a decode, not from the
-    # restored state's logits (which gave another figure)
+    # restored state's logits (which gave another figure: 0.04-0.4 off in kb ask). The decode of the last token
+    # alone and the batched evaluation run different kernels, so they agree only to rounding: 0.4029 against
+    # 0.3988 on an AVX-512 EPYC, where llama.cpp repacks the weights (within 1e-3 on AVX2)
     tiny.chat([{"role": "system", "content": "You are a translator. Reply with the translation only."},
                {"role": "user", "content": "Translate into Chinese: How heavy is part 7?"}], max_tokens=8)
-    assert tiny.yes_probability(check) == pytest.approx(p, abs=1e-3)
+    assert tiny.yes_probability(check) == pytest.approx(p, abs=0.02)
 
 
 def test_ctrl_c_during_generation_stops_it_and_the_model_stays_usable(tiny):
