@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from kb.store import KnowledgeBase
+from kb.store import KnowledgeBase, tokenizer_version
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 _RANK = {OK: 0, WARNING: 1, ERROR: 2}
@@ -325,7 +325,7 @@ def check_indexes(kb: KnowledgeBase, meta: dict) -> Check:
         return Check(name, ERROR, f"generation {gen}: the indexes disagree with the catalog ({counts})", REPAIR)
     from kb.text import TOKENIZER_VERSION
 
-    recorded = meta.get("tokenizer_version", "1")
+    recorded = tokenizer_version(meta)
     if recorded != str(TOKENIZER_VERSION):
         return Check(name, WARNING, f"generation {gen}: {counts}; the BM25 tokens are from tokenizer version "
                                     f"{recorded}, this kb's is {TOKENIZER_VERSION}: some words of a question miss "

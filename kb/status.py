@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from kb.store import KnowledgeBase
+from kb.store import KnowledgeBase, tokenizer_version
 
 
 def _iso(ts: str | float | None) -> str | None:
@@ -36,7 +36,7 @@ def kb_status(kb: KnowledgeBase) -> dict:
             "last_ingest": _iso(meta.get("last_ingest")),
             "created": _iso(meta.get("created_at")),
             "chunker_version": meta.get("chunker_version"),
-            "tokenizer_version": meta.get("tokenizer_version", "1"),  # kb 0.1 recorded none: version 1
+            "tokenizer_version": tokenizer_version(meta),
             "schema_version": int(meta.get("schema_version", 0)),
             "roots": cat.roots(),
         }

@@ -324,8 +324,8 @@ def american(word: str) -> str:
     """A lower-case English word with a British ending in its American spelling (recognised -> recognized);
     other words as they are."""
     for rule, replacement in _BRITISH:
-        if rule.match(word):
-            return rule.sub(replacement, word)
+        if m := rule.match(word):
+            return m.expand(replacement)
     return word
 
 

@@ -8,4 +8,5 @@ from kb.store.knowledge_base import (  # noqa: F401
     KnowledgeBaseBusy,
     KnowledgeBaseError,
     KnowledgeBaseMissing,
+    tokenizer_version,
 )

@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from kb.document import Chunk  # noqa: F401  (the type DocumentUpdate.chunks holds)
 from kb.store.catalog import Catalog
@@ -27,6 +27,12 @@ from kb.text import TOKENIZER_VERSION
 CATALOG = "catalog.sqlite"
 LOCK = "write.lock"
 LOCK_INFO = "write.lock.json"
+def tokenizer_version(meta: Mapping[str, str]) -> str:
+    """The version of kb's tokenizer (kb.text.TOKENIZER_VERSION) that made a knowledge base's BM25 tokens, from its
+    catalog's meta: kb 0.1 recorded none, and was version 1."""
+    return meta.get("tokenizer_version") or "1"
+
+
 TOKENIZE_BATCH = 2000  # chunks tokenized again at a time (`Writer._tokenize_again`): memory stays bounded
 _GEN_FILE = re.compile(r"^(dense|lexical)-(\d+)(\.bin)?(\.tmp)?$")
 
@@ -233,9 +239,9 @@ class Writer:
         old_gen = self.generation
         new_gen = old_gen + 1
         with cat.transaction():
-            # chunks tokenized by another version of kb's tokenizer (kb 0.1 recorded none: version 1) are tokenized
-            # again, before this commit's own chunks are added, and the BM25 index is rebuilt from them
-            retokenize = bool(old_gen) and (cat.get_meta("tokenizer_version") or "1") != str(TOKENIZER_VERSION)
+            # chunks tokenized by another version of kb's tokenizer are tokenized again, before this commit's own
+            # chunks are added, and the BM25 index is rebuilt from them
+            retokenize = bool(old_gen) and tokenizer_version(cat.meta()) != str(TOKENIZER_VERSION)
             if retokenize:
                 self._tokenize_again()
             cat.set_meta("tokenizer_version", str(TOKENIZER_VERSION))
