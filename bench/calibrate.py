@@ -8,7 +8,8 @@ filter, grounding check), each question twice:
 
     python bench/calibrate.py [--lang zh en] [--n 20] [--model qwen2.5-coder-1.5b] [--dump out.jsonl] [--show]
                               [--context-tokens N] [--source-tokens N]   (the packing; default: the settings')
-    python bench/calibrate.py --names-test 600   (the names test alone over 600 other CMRC questions, no LLM)
+    python bench/calibrate.py --names-test 600 [--lang zh en]   (the names test alone over 600 other CMRC
+                                                                 questions or SciFact claims, no LLM)
 
 Per language it prints the share of answerable questions refused by the model or withdrawn by the grounding
 check (goal <= 5%), the share whose answer holds a gold answer, and the share of unanswerable ones refused
@@ -162,17 +163,31 @@ def recheck(path: Path, threshold: float) -> None:
     report(rows, threshold)
 
 
-def names_test(n: int, seed: int = 14) -> None:
-    """The names test alone (kb.answer.grounding.unmentioned_names, no LLM) over `n` CMRC questions outside the
+def names_test(n: int, lang: str = "zh", seed: int = 14) -> None:
+    """The names test alone (kb.answer.grounding.unmentioned_names, no LLM) over `n` questions outside the
     calibration set, drawn at random: how often it stops an answerable one (its paragraph and the nearest other)
-    and an unanswerable one (the two nearest others, as above)."""
+    and an unanswerable one (the two nearest others, as above). Chinese: CMRC questions; English: SciFact claims
+    with their first judged abstract (claims, not questions, but they name codes the same way)."""
     from kb.answer.grounding import unmentioned_names
 
-    base = dataset("cmrc2018-dev")
-    held = {row["id"] for row in read_jsonl(HERE / "zh.jsonl")}
-    items = [q for q in read_jsonl(base / "qa.jsonl") if q["id"] not in held]
+    if lang == "zh":
+        base = dataset("cmrc2018-dev")
+        held = {row["id"] for row in read_jsonl(HERE / "zh.jsonl")}
+        items = [q for q in read_jsonl(base / "qa.jsonl") if q["id"] not in held]
+    else:
+        base = dataset("scifact")
+        held = {row["doc_id"] for row in read_jsonl(HERE / "en.jsonl")}
+        claims = {q["_id"]: q["text"] for q in read_jsonl(base / "queries.jsonl")}
+        judged: dict[str, str] = {}
+        for split in ("train", "test"):
+            for line in (base / "qrels" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+                qid, doc_id, *_ = line.split("\t")
+                judged.setdefault(qid, doc_id)
+        items = [{"question": claims[q], "doc_id": d, "answers": []} for q, d in judged.items()
+                 if q in claims and d not in held]
     items = random.Random(seed).sample(items, min(n, len(items)))
     corpus = {d["_id"]: d for d in read_jsonl(base / "corpus.jsonl")}
+    items = [q for q in items if q["doc_id"] in corpus]
     near = Neighbours(corpus)
     stopped = {"answerable": 0, "unanswerable": 0}
     for q in items:
@@ -183,9 +198,9 @@ def names_test(n: int, seed: int = 14) -> None:
         for kind, docs in cases.items():
             if unmentioned_names(q["question"], [source(d, r) for r, d in enumerate(docs)]):
                 stopped[kind] += 1
-    figure("names_test_questions", len(items))
-    figure("names_test_answerable_stopped", stopped["answerable"] / len(items))
-    figure("names_test_unanswerable_stopped", stopped["unanswerable"] / len(items))
+    figure(f"{lang}_names_test_questions", len(items))
+    figure(f"{lang}_names_test_answerable_stopped", stopped["answerable"] / len(items))
+    figure(f"{lang}_names_test_unanswerable_stopped", stopped["unanswerable"] / len(items))
 
 
 def main() -> None:
@@ -210,7 +225,8 @@ def main() -> None:
         recheck(args.recheck, args.answer_check or 0.0)
         return
     if args.names_test:
-        names_test(args.names_test)
+        for lang in args.lang:
+            names_test(args.names_test, lang)
         return
 
     from kb.answer.asker import Asker

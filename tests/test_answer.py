@@ -31,6 +31,7 @@ from kb.answer import (
     unsupported,
     weak_evidence,
 )
+from kb.answer.grounding import codes
 from kb.answer.pivot import parse_answer_translation, pivot_language
 from kb.retrieve import Hit, Searcher
 
@@ -319,6 +320,26 @@ def test_a_chinese_question_with_a_rare_word_no_source_has_is_refused_before_the
     # common words a paraphrase may change (颜色, 不同) are not the subject
     fish = [source(1, "/f.md", None, None, None, None, "", [1], "川纹笛鲷幼鱼体侧有黑色横带，成鱼横带变淡。", 1, 1)]
     assert unmentioned_names("川纹笛鲷幼鱼和成鱼的横带颜色上有什么不同？", fish) == []
+
+
+def test_a_chinese_question_naming_a_code_or_title_no_source_has_is_refused_before_the_llm():
+    assert codes("Dnmt3a 和 CD33, 1100delC, 100g, 50s, 1st, 城巴12M线, QF-300, E-305, 4.2.0") == \
+        ["Dnmt3a", "CD33", "1100delC", "12M"]  # not a figure with a unit, nor a code split by hyphens
+    # calibration DEV_504 and DEV_1667 (unanswerable): a bus route and a magazine the paragraphs do not have
+    buses = [source(1, "/bus.md", None, None, None, None, "", [1], "城巴8P线是香港一条来往柴湾东和柴湾站的巴士路线。", 1, 1)]
+    assert unmentioned_names("城巴12M线是来往什么地方的线路？", buses) == ["12M"]
+    assert unmentioned_names("城巴8p线是来往什么地方的线路？", buses) == []  # without case, spaces or hyphens
+    magazines = [source(1, "/m.md", None, None, None, None, "", [1], "《文学评论》是一份以《纽约客》为蓝本的杂志。", 1, 1)]
+    assert unmentioned_names("《瞄》的蓝本是哪一个杂志？", magazines) == ["瞄"]
+    assert unmentioned_names("《文学评论》的蓝本是哪一个杂志？", magazines) == []
+    # an English source may translate a code (CO2: 二氧化碳); English questions are not judged (measured: it
+    # stops too many claims beside their own abstract)
+    en = source(2, "/en.md", None, None, None, None, "", [2], "The carbon dioxide sensor is calibrated yearly.", 1, 2)
+    assert unmentioned_names("城巴12M线是来往什么地方的线路？", [*buses, en]) == []
+    assert unmentioned_names("What does CD33 bind?", [en]) == []
+    answer = Asker(None, lambda: pytest.fail("the LLM was loaded")).answer_from("《瞄》的蓝本是哪一个杂志？", magazines,
+                                                                             AskOptions())
+    assert answer.abstained and answer.answer == ABSTAIN["zh"] and answer.abstain_reason == "no source mentions 瞄"
 
 
 def test_extractive_answer_picks_matching_sentences_with_citations():

@@ -169,23 +169,41 @@ def unsupported(answer: str, sources: Sequence[Source], question: str, unread: S
     return None
 
 
+# A code: letters and digits in one run (Dnmt3a, CD33, 12M, QF3), not a figure with a unit (100g, 50s, 1st, 24h)
+_CODE = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*(?![A-Za-z0-9])")
+_FIGURE_WITH_UNIT = re.compile(r"\d+[a-z]{1,3}")
+_TITLE = re.compile(r"《([^》]+)》")  # a work's title, 《瞄》
+
+
+def codes(text: str) -> list[str]:
+    """The codes a text names (Dnmt3a, CD33, 城巴12M线's 12M), in order, each once."""
+    return list(dict.fromkeys(c for c in _CODE.findall(text) if not _FIGURE_WITH_UNIT.fullmatch(c)))
+
+
 def unmentioned_names(question: str, sources: Sequence[Source]) -> list[str]:
-    """The names (`kb.text.han_names`) and rare words (`kb.text.han_rare_words`: 异齿, 举牌) a Chinese question asks
-    about that no source mentions, in its text, title, heading or file name: the documents do not speak of that
-    subject, and an answer could only put the question's subject on another's fact ("太浩湖位于江苏省苏州市" from
-    a paragraph about another lake; "黑尾前肛鳗的体长" asked as 异齿前肛鳗's). A rare word is not missing when a
-    dictionary word inside it is there (扮演者: 扮演), nor when it was cut across a name the sources have (潘淑是
-    cut 潘 / 淑是: 潘淑). Empty for an English question (not measured there yet), and when a source is in English
-    (it may name the subject in English)."""
+    """What a Chinese question names that no source mentions, in its text, title, heading or file name: the
+    documents do not speak of that subject, and an answer could only put the question's subject on another's fact
+    ("太浩湖位于江苏省苏州市" from a paragraph about another lake; "黑尾前肛鳗的体长" asked as 异齿前肛鳗's; the
+    route of 城巴12M线 told from a paragraph on 8P). What it names: its codes (`codes`: 12M, compared without case,
+    spaces or hyphens), its titles in 《》, its names (`kb.text.han_names`) and its rare words
+    (`kb.text.han_rare_words`: 异齿, 举牌). A rare word is not missing when a dictionary word inside it is there
+    (扮演者: 扮演), nor when it was cut across a name the sources have (潘淑是 cut 潘 / 淑是: 潘淑). Empty when a
+    source is in English (it may name the subject in English, or translate a code: CO2, 二氧化碳), and for an
+    English question: there the codes test stopped 7% of SciFact claims beside their own abstract against 17% beside
+    two others (docs/benchmarks.md), so it is not used."""
     if not sources or question_language(question) != "zh" or any(question_language(s.text) != "zh"
                                                                   for s in sources):
         return []
     seen = "\n".join(f"{s.text}\n{s.title or ''}\n{s.heading or ''}\n{s.path or ''}" for s in sources)
-    missing = [name for name in han_names(question) if name not in seen]
+    squashed = _squash(seen)
+    missing = [c for c in codes(question) if _squash(c) not in squashed]
+    missing += [t for t in _TITLE.findall(question) if _squash(t) and _squash(t) not in squashed]
+    missing += [name for name in han_names(question) if name not in seen and not any(name in m for m in missing)]
     for word, start in han_rare_words(question):
         end = start + len(word)
         across = (question[start - 1:start + 1] if start else "", question[end - 1:end + 1])  # 潘淑, ...
-        if word in seen or word in missing or any(len(b) == 2 and has_han(b) and b in seen for b in across) \
+        if word in seen or any(word in m for m in missing) or any(len(b) == 2 and has_han(b) and b in seen
+                                                                  for b in across) \
                 or any(part in seen for part in han_subwords(word)):
             continue
         missing.append(word)
