@@ -212,7 +212,7 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, default=None)
     ap.add_argument("--recheck", type=Path, default=None)
     ap.add_argument("--names-test", type=int, default=0, metavar="N",
-                    help="only the names test, no LLM, over N other CMRC questions")
+                    help="only the names test, no LLM, over N other CMRC questions (zh) or SciFact claims (en)")
     ap.add_argument("--show", action="store_true")
     ap.add_argument("--answer-check", type=float, default=None,
                     help="the answer check's threshold for the second set of figures (default: the model's; 0: none)")
