@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,15 @@ def fake_kb(folder: Path, files: dict, name: str = "kb"):
     kb = KnowledgeBase(folder / name)
     report = ingest(kb, IngestOptions(paths=[docs], workers=0), "fake", lambda: emb, emb.model_id)
     return kb, emb, report
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt, as at a terminal. A Python started in the background by a non-interactive
+    shell (`pytest &` in a script) starts with SIGINT ignored, and then a test's own Ctrl-C would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

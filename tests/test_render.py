@@ -86,7 +86,7 @@ def test_on_a_terminal_the_sources_come_before_the_answer_and_only_the_cited_aft
     assert text.split("Cited:")[1].strip().startswith("[2] ") and "[1] " not in text.split("Cited:")[1]
 
 
-def test_a_ctrl_c_while_the_spinner_starts_or_stops_is_raised_after_it():
+def test_a_ctrl_c_while_the_spinner_starts_or_stops_is_raised_after_it(ctrl_c_raises):
     # a KeyboardInterrupt inside rich's Live.start left it half started, and stopping it then raised IndexError
     # from rich, which escaped `kb shell`'s "(cancelled)" (seen in tests/test_shell.py's Ctrl-C step)
     import os

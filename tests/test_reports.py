@@ -12,7 +12,7 @@ from kb import reports
 
 
 @pytest.fixture
-def terminal(monkeypatch):
+def terminal(monkeypatch, ctrl_c_raises):
     monkeypatch.setattr(reports, "err", Console(file=io.StringIO(), force_terminal=True, color_system=None))
 
 
