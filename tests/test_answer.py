@@ -236,6 +236,12 @@ def test_figures_are_compared_as_numbers_and_codes_only_within_a_language():
     hinge = [source(1, "/t.md", None, None, None, None, "", [1], "Tighten both hinge screws to 1.1 N·m.", 1, 1)]
     assert unsupported("1.1 N·m", hinge, "To what torque are the lid hinge screws tightened?") is None
     assert unsupported("1.2 N·m", hinge, "To what torque are the lid hinge screws tightened?").endswith(": 1.2")
+    # a decimal the model's tokens parted ("2. 2 angstrom", calibration en04) is the source's 2.2, not a list's 2
+    xray = [source(1, "/x.txt", None, None, None, None, "", [1], "We determined the 2.2 angstrom crystal structure.", 1, 1)]
+    asked = "At what resolution was the crystal structure determined?"
+    assert unsupported("2. 2 angstrom resolution [1].", xray, asked) is None
+    assert unsupported("It was solved at 2. 2 angstrom [1].", xray, asked) is None
+    assert unsupported("2. 3 angstrom resolution [1].", xray, asked).endswith(": 3")
     zh = [source(1, "/zh.md", None, None, None, None, "", [1], "错误代码 E-305 表示二氧化碳传感器漂移。", 1, 1)]
     # CO2 is a code, and codes may be translated (二氧化碳); only numbers cross languages
     assert unsupported("Error E-305 means the CO2 sensor drifts [1].", zh, "What does E-305 mean?") is None
