@@ -10,6 +10,7 @@ questions abstain. Figures per model, for the same-language and the cross-lingua
                             [--ids q14 q02t ...]   (only these cases, then the off-topic ones)
                             [--answer-check T]   (the answer check's threshold; default: the model's)
                             [--first-source-check T]   (answer from the best source alone at this P(yes); 0: never)
+                            [--source-check T]   (refuse unless some source alone gets this P(yes); 0: never)
 
 The answer check (the model asked, before it answers, whether any source states the answer) is measured in the
 same run: every answer is generated with the check's P(yes) recorded, and the figures are printed without the
@@ -96,6 +97,8 @@ def main() -> None:
                     help="the answer check's threshold for the second set of figures (default: the model's; 0: none)")
     ap.add_argument("--first-source-check", type=float, default=None,
                     help="answer from the best source alone when its P(yes) is at least this (default: the model's)")
+    ap.add_argument("--source-check", type=float, default=None,
+                    help="refuse unless some source asked alone gets this P(yes) (default: the model's; 0: none)")
     args = ap.parse_args()
 
     from kb.answer import Asker, AskOptions
@@ -119,7 +122,8 @@ def main() -> None:
             asker = Asker(searcher, lambda: llm)
             options = AskOptions.from_settings(settings, fusion=args.fusion, context_tokens=args.context_tokens,
                                                source_tokens=args.source_tokens,
-                                               first_source_check=args.first_source_check)
+                                               first_source_check=args.first_source_check,
+                                               source_check=args.source_check)
             threshold = options.answer_check if args.answer_check is None else args.answer_check
             if threshold > 0:  # the check runs on every question but refuses none: both sets of figures from one run
                 options.answer_check = 1e-9

@@ -23,7 +23,8 @@ a P(yes) below the threshold is a refusal. The check runs before generation and 
 both are exact; `--recheck out.jsonl --answer-check T` re-reports at another threshold. The first-source check
 (the same question asked of the best source alone first; at `--first-source-check`, default the model's, the
 answer is written from that source alone) changes answers, so it runs as set; the share of answers written from
-the first source alone is printed.
+the first source alone is printed. So does the source check (`--source-check`, default the model's; each source
+asked alone, a refusal unless one gets the threshold): its refusals count in both sets of figures.
 """
 
 from __future__ import annotations
@@ -218,6 +219,8 @@ def main() -> None:
                     help="the answer check's threshold for the second set of figures (default: the model's; 0: none)")
     ap.add_argument("--first-source-check", type=float, default=None,
                     help="answer from the best source alone when its P(yes) is at least this (default: the model's)")
+    ap.add_argument("--source-check", type=float, default=None,
+                    help="refuse unless some source asked alone gets this P(yes) (default: the model's; 0: none)")
     ap.add_argument("--context-tokens", type=int, default=None, help="issue 14's before: 1200")
     ap.add_argument("--source-tokens", type=int, default=None, help="issue 14's before: 0 (whole sources)")
     args = ap.parse_args()
@@ -241,7 +244,7 @@ def main() -> None:
     # the default embedder scores a long source's sentences, as the searcher's does in `kb ask`
     asker = Asker(None, lambda: llm, embedder=load_embedder(embedding_spec(settings)))
     options = AskOptions.from_settings(settings, context_tokens=args.context_tokens, source_tokens=args.source_tokens,
-                                       first_source_check=args.first_source_check)
+                                       first_source_check=args.first_source_check, source_check=args.source_check)
     threshold = options.answer_check if args.answer_check is None else args.answer_check
     if threshold > 0:  # the check runs on every question but refuses none: both sets of figures from one run
         options.answer_check = 1e-9

@@ -143,6 +143,12 @@ OPTIONS: tuple[Option, ...] = (
            "from it alone, and its first word comes sooner (-1: the threshold calibrated for the model, "
            "0.85 for qwen2.5-coder-1.5b, none for others; 0: always all sources)",
            minimum=-1),
+    Option("source_check", float, 0.0,
+           "for prose (papers, encyclopedias): when the best source alone is below first_source_check, the others "
+           "are asked alone too, one by one; unless one of them gets this P(yes), kb refuses without answering (0: "
+           "off, the default, as manuals' tables and lists get lower P(yes); -1: the threshold calibrated for the "
+           "model on prose, 0.77 for qwen2.5-coder-1.5b, none for others)",
+           minimum=-1),
     Option("variants", int, 3, "query variants the LLM writes for RAG-Fusion", minimum=1),
     Option("top_k", int, 4, "passages retrieved for an answer (the context holds what fits)", minimum=1),
     Option("context_tokens", int, 1200,

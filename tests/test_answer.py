@@ -5,6 +5,7 @@ The same flow through the real packaged models is tested in tests/test_ask.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -362,11 +363,13 @@ class ScriptedLLM:
     model_id = "scripted.gguf"
     n_ctx = 2048
 
-    def __init__(self, reply, variants: str = "", yes=0.9):
-        """`reply` and `yes` are values, or functions of how many sources the prompt has."""
-        self.reply, self.variants, self.yes = reply, variants, yes
+    def __init__(self, reply, variants: str = "", yes=0.9, alone: dict[str, float] | None = None):
+        """`reply` and `yes` are values, or functions of how many sources the prompt has; `alone`: P(yes) by file
+        name for a prompt with that one source (default: `yes`)."""
+        self.reply, self.variants, self.yes, self.alone = reply, variants, yes, alone
         self.prompts: list[list[dict]] = []
         self.checks: list[list[dict]] = []
+        self.kept: list[bool] = []
         self.last_stats = {"prompt_tokens": 10, "first_token_ms": 5.0, "tokens_per_s": 20.0}
 
     def count_tokens(self, text):
@@ -379,8 +382,11 @@ class ScriptedLLM:
     def sources_in(messages) -> int:
         return messages[-1]["content"].count("<source ")
 
-    def yes_probability(self, messages):
+    def yes_probability(self, messages, keep=False):
         self.checks.append(messages)
+        self.kept.append(keep)
+        if self.alone and self.sources_in(messages) == 1:
+            return next(p for name, p in self.alone.items() if f'from="{name}' in messages[-1]["content"])
         return self.yes(self.sources_in(messages)) if callable(self.yes) else self.yes
 
     def stream_chat(self, messages, max_tokens, temperature=0.1, stop=None):
@@ -525,6 +531,50 @@ def test_a_decline_from_the_first_source_alone_is_not_shown_and_all_sources_are_
     assert answer.abstained and "0.30 < 0.5" in answer.abstain_reason and streamed == ["The documents don't say."]
 
 
+def test_unless_some_source_alone_is_judged_to_state_the_answer_kb_refuses_before_writing_one(handbook):
+    # calibration en05 and en39: asked of all sources at once, the model's P(yes) for another study's finding on the
+    # question's subject (0.80, 0.81) was as high as for real answers; each source asked alone, it was lower
+    question = "How long is the QF-300 warranty?"
+    options = AskOptions(top_k=3, fusion="off", answer_check=0.5, first_source_check=0.85, source_check=0.77)
+    llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=0.9,
+                      alone={"warranty.md": 0.6, "support.md": 0.5, "noise.md": 0.7})
+    streamed: list[str] = []
+    answer = Asker(handbook, lambda: llm).ask(question, options, on_text=streamed.append)
+    assert answer.abstained and answer.abstain_reason == ("the model judged that no source alone states the answer "
+                                                          "(best P(yes) 0.70 < 0.77)")
+    assert answer.answerable == 0.7 and len(answer.sources) == 3 and "check" in answer.timings_ms
+    assert streamed == ["The documents don't say."] and llm.prompts == []
+    # each asked alone, numbered 1 as the first is; the whole set is never asked
+    assert [ScriptedLLM.sources_in(c) for c in llm.checks] == [1, 1, 1]
+    assert all('<source id="1"' in c[-1]["content"] for c in llm.checks)
+    assert {name for name in llm.alone for c in llm.checks if f'from="{name}' in c[-1]["content"]} == set(llm.alone)
+    # the first one's KV state is kept: the whole prompt starts with it after the others evicted it
+    assert llm.kept == [True, False, False]
+
+    # one source alone at the threshold is enough: the rest are not asked, and the whole set is checked and read
+    first = answer.sources[0].path.rsplit("/", 1)[-1]
+    llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=0.9,
+                      alone={name: 0.6 if name == first else 0.8 for name in ("warranty.md", "support.md", "noise.md")})
+    answer = Asker(handbook, lambda: llm).ask(question, options)
+    assert not answer.abstained and answer.answerable == 0.9 and not answer.first_source_only
+    assert [ScriptedLLM.sources_in(c) for c in llm.checks] == [1, 1, 3]
+    assert [ScriptedLLM.sources_in(p) for p in llm.prompts] == [3]
+    # a first source at the threshold: no other is asked alone
+    llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=0.9,
+                      alone={name: 0.8 if name == first else 0.1 for name in ("warranty.md", "support.md", "noise.md")})
+    assert not Asker(handbook, lambda: llm).ask(question, options).abstained
+    assert [ScriptedLLM.sources_in(c) for c in llm.checks] == [1, 3]
+    # a single source is held to the same threshold
+    llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=0.75)
+    answer = Asker(handbook, lambda: llm).ask(question, dataclasses.replace(options, top_k=1))
+    assert answer.abstained and "no source alone" in answer.abstain_reason and llm.prompts == []
+    # off (0, the default for a model nobody calibrated): the whole set's check alone decides, as before
+    llm = ScriptedLLM("The warranty lasts 27 months [1].", yes=0.9,
+                      alone={"warranty.md": 0.6, "support.md": 0.5, "noise.md": 0.7})
+    answer = Asker(handbook, lambda: llm).ask(question, dataclasses.replace(options, source_check=0))
+    assert not answer.abstained and [ScriptedLLM.sources_in(c) for c in llm.checks] == [1, 3]
+
+
 def test_a_first_source_answer_is_streamed_once_it_cannot_be_a_decline():
     from kb.answer.grounding import may_decline
 
@@ -543,6 +593,13 @@ def test_the_first_source_check_threshold_comes_from_the_model_unless_set(tmp_pa
     assert options.first_source_check == DEFAULT_PRESET.first_source_check > options.answer_check
     assert AskOptions.from_settings(load_settings(str(tmp_path), {"llm_model": "tiny"})).first_source_check == 0
     assert AskOptions.from_settings(load_settings(str(tmp_path), {"first_source_check": 0})).first_source_check == 0
+    # the source check is off unless asked for; -1 takes the model's threshold for prose
+    assert options.source_check == 0
+    prose = AskOptions.from_settings(load_settings(str(tmp_path), {"source_check": -1}))
+    assert prose.source_check == DEFAULT_PRESET.source_check > prose.answer_check
+    tiny = load_settings(str(tmp_path), {"llm_model": "tiny", "source_check": -1})
+    assert AskOptions.from_settings(tiny).source_check == 0
+    assert AskOptions.from_settings(load_settings(str(tmp_path), {"source_check": 0.6})).source_check == 0.6
 
 
 def test_ask_abstains_when_the_model_declines(handbook):

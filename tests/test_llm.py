@@ -406,8 +406,10 @@ def test_the_default_model_judges_whether_its_sources_answer_a_question():
 
 def test_the_default_model_answers_from_a_first_source_it_is_sure_of_alone_and_reads_all_otherwise():
     """The first-source check through the real model and the Asker: with the warranty's source first, the answer
-    is written from it alone (fewer prompt tokens); with it last, the first source fails the check, and the model
-    reads all three and still finds it."""
+    is written from it alone (fewer prompt tokens); with it last, the first source fails the check, the others are
+    asked alone until one passes the source check, and the model reads all three and still finds it. Asked of all
+    three at once whether any states the cooling fan's warranty, the model says yes (P ~0.74, above the answer
+    check); asked of each alone, no (~0.52 at most): kb refuses before writing an answer."""
     from kb.answer import Asker, AskOptions
     from kb.answer.types import Source
 
@@ -420,7 +422,7 @@ def test_the_default_model_answers_from_a_first_source_it_is_sure_of_alone_and_r
     noise = "At 1,500 rpm the QF-300 runs below 41 dB; above that, its cooling fan adds about 6 dB."
     support = "Support requests go to qf-support@orrery-labs.example with the unit's serial number."
     options = AskOptions(fusion="off", answer_check=DEFAULT_PRESET.answer_check,
-                         first_source_check=DEFAULT_PRESET.first_source_check)
+                         first_source_check=DEFAULT_PRESET.first_source_check, source_check=DEFAULT_PRESET.source_check)
     asker = Asker(None, lambda: llm)
     sure = asker.answer_from("How long is the QF-300 warranty?", sources(warranty, noise, support), options)
     assert sure.first_source_only and [s.text for s in sure.sources] == [warranty]
@@ -429,6 +431,10 @@ def test_the_default_model_answers_from_a_first_source_it_is_sure_of_alone_and_r
     assert not unsure.first_source_only and len(unsure.sources) == 3
     assert not unsure.abstained and "27" in unsure.answer
     assert sure.timings_ms["prompt_tokens"] < unsure.timings_ms["prompt_tokens"]
+    fan = asker.answer_from("How long is the warranty of the QF-300's cooling fan?", sources(noise, support, warranty),
+                            options)
+    assert fan.abstained and fan.abstain_reason.startswith("the model judged that no source alone"), fan.abstain_reason
+    assert fan.answerable < DEFAULT_PRESET.source_check
 
 
 def test_the_default_model_answers_a_chinese_question_over_english_sources_in_english_then_translates():

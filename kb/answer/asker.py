@@ -7,6 +7,7 @@ The LLM is only loaded when it is needed (not for an abstention on weak evidence
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable
 
@@ -229,8 +230,11 @@ class Asker:
                 if on_status:
                     on_status(f"answering from the {LANGUAGE_NAME[pivot].split()[0]} sources, then translating")
         t = time.perf_counter()
-        read, answer.answerable = self._check(llm, asked, answer.sources, asked_lang, options)
+        read, answer.answerable, why_refused = self._check(llm, asked, answer.sources, asked_lang, options)
         checked = (time.perf_counter() - t) * 1000
+        if why_refused:
+            answer.timings_ms["check"] = checked
+            return self._refuse(answer, why_refused, on_text, started)
         written = None
         while written is None:
             if answer.answerable is not None:
@@ -308,21 +312,39 @@ class Asker:
 
     @staticmethod
     def _check(llm, question: str, sources: list[Source], lang: str, options: AskOptions
-               ) -> tuple[list[Source], float | None]:
-        """(the sources the model will answer from, its P(yes) that they state the answer; None when not asked).
-        Asked before the answer: a small model answers a question its sources do not answer with a neighbouring
-        fact, yet judges "does any source state the answer?" better; the check's prompt is the answer's up to the
-        question, so it costs the few tokens of its last line. First asked of the best source alone (its prompt
-        is the start of the whole one, so the KV cache serves both): when the model is sure of it, the answer is
-        written from it alone, and the first word comes after reading a third of the tokens (docs/answering.md)."""
+               ) -> tuple[list[Source], float | None, str | None]:
+        """(the sources the model will answer from, its P(yes) that they state the answer (None when not asked),
+        the reason to refuse without answering, or None). Asked before the answer: a small model answers a question
+        its sources do not answer with a neighbouring fact, yet judges "does any source state the answer?" better;
+        the check's prompt is the answer's up to the question, so it costs the few tokens of its last line. First
+        asked of the best source alone (its prompt is the start of the whole one, so the KV cache serves both):
+        when the model is sure of it, the answer is written from it alone, and the first word comes after reading a
+        third of the tokens. Otherwise, with `source_check`, the other sources are asked alone, one by one, until
+        one gets `source_check`; when none does, kb refuses: asked of all sources at once, the model's P(yes) for
+        another study's finding on the question's subject was as high as for the answer itself (docs/answering.md)."""
         first = max(options.first_source_check, options.answer_check)
-        if options.first_source_check > 0 and len(sources) > 1:
-            p = llm.yes_probability(check_messages(question, sources[:1], lang))
-            if p >= first:
-                return sources[:1], p
-        if options.answer_check <= 0:
-            return sources, None
-        return sources, llm.yes_probability(check_messages(question, sources, lang))
+        alone = options.source_check > 0
+
+        def none_alone(p: float) -> str | None:
+            return (f"the model judged that no source alone states the answer (best P(yes) {p:.2f} < "
+                    f"{options.source_check:g})") if alone and p < options.source_check else None
+
+        if (options.first_source_check > 0 or alone) and len(sources) > 1:
+            # kept: when the others are asked alone, the whole prompt still starts with this one
+            p = llm.yes_probability(check_messages(question, sources[:1], lang), keep=alone)
+            if options.first_source_check > 0 and p >= first:
+                return sources[:1], p, None
+            for s in sources[1:]:
+                if not alone or p >= options.source_check:
+                    break
+                # numbered 1, as the first is: alone, each is the first and only source
+                p = max(p, llm.yes_probability(check_messages(question, [dataclasses.replace(s, n=1)], lang)))
+            if none_alone(p):
+                return sources, p, none_alone(p)
+        if options.answer_check <= 0 and not (alone and len(sources) == 1):
+            return sources, None, None
+        p = llm.yes_probability(check_messages(question, sources, lang))
+        return sources, p, none_alone(p) if len(sources) == 1 else None
 
     @staticmethod
     def _write(llm, question: str, sources: list[Source], lang: str, options: AskOptions,

@@ -91,6 +91,7 @@ class AskOptions:
     translate: bool = False  # always also search the LLM's translation when part of the corpus is in the other language
     answer_check: float = 0.0  # refuse without answering when the model's P(yes) to ANSWER_CHECK is below this (0: off)
     first_source_check: float = 0.0  # answer from the best source alone when its P(yes) alone is at least this (0: off)
+    source_check: float = 0.0  # refuse unless some source, asked alone, gets at least this P(yes) (0: off)
     pivot: bool = False  # best source in the other language: answer the translated question, translate the answer
 
     @classmethod
@@ -99,8 +100,9 @@ class AskOptions:
                       max_tokens=settings.max_answer_tokens, temperature=settings.temperature,
                       context_tokens=settings.context_tokens, source_tokens=settings.source_tokens,
                       translate=settings.translate, answer_check=settings.answer_check,
-                      first_source_check=settings.first_source_check, pivot=settings.pivot)
-        for name in ("answer_check", "first_source_check"):
+                      first_source_check=settings.first_source_check, source_check=settings.source_check,
+                      pivot=settings.pivot)
+        for name in ("answer_check", "first_source_check", "source_check"):
             if values[name] < 0:  # the threshold calibrated for the configured model (none for others)
                 from kb.llm.presets import calibrated
 

@@ -32,6 +32,7 @@ class AssembledPreset:
     part_path: str  # path inside the package, with {n}
     answer_check: float = 0.0  # the least P(yes) to "does any source state the answer?" (bench/calibrate.py)
     first_source_check: float = 0.0  # the least P(yes) of the best source alone to answer from it alone
+    source_check: float = 0.0  # on prose, the least P(yes) of some source alone, asked one by one, to answer
 
     def requirement(self, n: int) -> str:
         return f"{self.package.format(n=n)}=={self.version}"
@@ -67,6 +68,7 @@ DEFAULT_PRESET = AssembledPreset(
     part_path="data/part{n:02d}.bin",
     answer_check=0.5,
     first_source_check=0.85,
+    source_check=0.77,
 )
 TINY_PRESET = PackagedPreset(
     name="tiny",
@@ -93,8 +95,8 @@ class ResolvedLLM:
 
 
 def calibrated(spec: str, threshold: str) -> float:
-    """A threshold measured for a preset: `answer_check` or `first_source_check` (0, no check, for a model nobody
-    calibrated: its yes/no probabilities mean something else)."""
+    """A threshold measured for a preset: `answer_check`, `first_source_check` or `source_check` (0, no check, for a
+    model nobody calibrated: its yes/no probabilities mean something else)."""
     return getattr(PRESETS.get(spec), threshold, 0.0)
 
 
