@@ -145,18 +145,27 @@ def report_outcomes(rows: list[dict], prefix: str) -> None:
 
 def recheck(path: Path, threshold: float) -> None:
     """The checks of the current code over answers recorded with --dump (no LLM): the names test before the LLM
-    (a question it stops gets no answer) and the grounding check after it. Exact for a dump whose answers the
-    names test did not stop (one made with the test off, e.g. by an older checkout): greedy decoding gives the
-    same answer to the same prompt."""
+    (a question it stops gets no answer), the quote of sources the model judged sure (P(yes) at the default
+    settings' first-source threshold) and then declined, and the grounding check after it. Exact for a dump whose
+    answers the names test did not stop (one made with the test off, e.g. by an older checkout): greedy decoding
+    gives the same answer to the same prompt."""
+    from kb.answer.extractive import quoted_answer
     from kb.answer.grounding import is_decline, unmentioned_names, unsupported
-    from kb.answer.types import Source
+    from kb.answer.types import AskOptions, Source
+    from kb.config import load_settings
 
+    options = AskOptions.from_settings(load_settings(None, {}))
     rows = read_jsonl(path)
     for r in rows:
         raw = r["unsupported_answer"] or r["answer"]
-        sources, unread = ([Source(s.get("n", 0), [0], s["text"], 0.0, 0, path=s["path"], title=s.get("title"))
-                            for s in r.get(key, [])] for key in ("sources", "unread"))
-        if unmentioned_names(r["question"], sources + unread) or is_decline(raw) or r["outcome"] == "refused":
+        sources, unread = ([Source(s.get("n", 0), [i], s["text"], 0.0, i, path=s["path"], title=s.get("title"))
+                            for i, s in enumerate(r.get(key, []))] for key in ("sources", "unread"))
+        if unmentioned_names(r["question"], sources + unread):
+            r["outcome"] = "refused"
+        elif is_decline(raw) and not r["first_source_only"] and options.sure(r["answerable"]):
+            # judged to state the answer, then declined: the sources are quoted (kb.answer.extractive.quoted_answer)
+            r["outcome"], raw = "answered", quoted_answer(r["question"], sources, r["lang"])[0]
+        elif is_decline(raw) or r["outcome"] == "refused":
             r["outcome"] = "refused"
         else:
             r["outcome"] = "withdrawn" if unsupported(raw, sources, r["question"], unread) else "answered"

@@ -575,6 +575,29 @@ def test_unless_some_source_alone_is_judged_to_state_the_answer_kb_refuses_befor
     assert not answer.abstained and [ScriptedLLM.sources_in(c) for c in llm.checks] == [1, 3]
 
 
+def test_a_decline_after_the_model_judged_its_sources_to_state_the_answer_quotes_them(handbook):
+    # calibration en05, sample_docs q21: P(yes) 0.86 and 0.90 for the sources read, then "The documents do not say"
+    options = AskOptions(top_k=3, fusion="off", answer_check=0.5, first_source_check=0.85)
+    llm = ScriptedLLM("The documents do not say.", yes=0.9)
+    streamed: list[str] = []
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?", options, on_text=streamed.append)
+    assert not answer.abstained and answer.quoted and answer.to_dict()["quoted"] is True
+    assert answer.answer.startswith("The sources say:\n") and "27 months from delivery. [1]" in answer.answer
+    assert streamed == [answer.answer]  # neither decline was shown
+    assert [ScriptedLLM.sources_in(p) for p in llm.prompts] == [1, 3] and len(answer.sources) == 3
+    assert 1 in [c.source.n for c in answer.citations] and not any(c.inferred for c in answer.citations)
+    assert "warranty.md" in answer.citations[0].source.path
+    # less sure of the whole set (0.7 < 0.85): its decline is the model's, and kb refuses
+    llm = ScriptedLLM("The documents do not say.", yes=lambda n: 0.95 if n == 1 else 0.7)
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?", options)
+    assert answer.abstained and not answer.quoted and answer.abstain_reason == "the model found no answer"
+    # without the first-source check (a model nobody calibrated) nothing is judged sure
+    llm = ScriptedLLM("The documents do not say.", yes=0.9)
+    answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?",
+                                              dataclasses.replace(options, first_source_check=0))
+    assert answer.abstained and not answer.quoted
+
+
 def test_a_first_source_answer_is_streamed_once_it_cannot_be_a_decline():
     from kb.answer.grounding import may_decline
 

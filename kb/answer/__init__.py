@@ -1,11 +1,11 @@
 """Answering questions from the knowledge base (`kb ask`, `kb shell`).
 
 - `asker`: `Asker` (retrieve, maybe RAG-Fusion, abstain or generate, check) and `open_asker`;
-- `types`: `Source`, `Citation`, `Answer`, `AskOptions`, `ABSTAIN`;
+- `types`: `Source`, `Citation`, `Answer`, `AskOptions`, `ABSTAIN`, `QUOTED`;
 - `sources`: search hits to sources (adjacent chunks merged); `prompt`: fencing, the rules, packing;
 - `citations`: the streamed citation filter and inferred citations; `grounding`: the check that an answer is
   drawn from its sources, that they name the question's subject, declines, loop guards; `evidence`: the
-  weak-evidence gate; `extractive`: --extractive;
+  weak-evidence gate; `extractive`: --extractive, and the quote of sources the model judged to answer but declined;
 - `fusion`: RAG-Fusion variants and the confidence test; `conversation`: the shell's follow-up rewriting.
 
 This module only re-exports; the submodules import each other directly, never through `kb.answer`.
@@ -14,7 +14,7 @@ This module only re-exports; the submodules import each other directly, never th
 from kb.answer.asker import Asker, open_asker
 from kb.answer.citations import INFER_MIN_OVERLAP, CitationFilter, claims, infer_citations
 from kb.answer.evidence import WEAK_BM25, WEAK_EVIDENCE, evidence, weak_evidence
-from kb.answer.extractive import extractive_answer
+from kb.answer.extractive import extractive_answer, quoted_answer
 from kb.answer.grounding import (
     DECLINE,
     GROUNDED_MIN_OVERLAP,
@@ -27,12 +27,12 @@ from kb.answer.grounding import (
 )
 from kb.answer.prompt import ECHO_STOPS, format_source, messages_for, pack, system_prompt, user_prompt
 from kb.answer.sources import build_sources
-from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
+from kb.answer.types import ABSTAIN, QUOTED, Answer, AskOptions, Citation, Source
 
 __all__ = [
-    "ABSTAIN", "DECLINE", "ECHO_STOPS", "GROUNDED_MIN_OVERLAP", "INFER_MIN_OVERLAP", "UNMENTIONED_MAX",
+    "ABSTAIN", "QUOTED", "DECLINE", "ECHO_STOPS", "GROUNDED_MIN_OVERLAP", "INFER_MIN_OVERLAP", "UNMENTIONED_MAX",
     "WEAK_BM25", "WEAK_EVIDENCE", "Answer", "AskOptions", "Asker", "Citation", "CitationFilter", "LoopGuard",
     "Source", "build_sources", "claims", "drop_repeated_lines", "evidence", "extractive_answer", "format_source",
-    "infer_citations", "is_decline", "messages_for", "open_asker", "pack", "system_prompt", "unmentioned_names",
-    "unsupported", "user_prompt", "weak_evidence",
+    "infer_citations", "is_decline", "messages_for", "open_asker", "pack", "quoted_answer", "system_prompt",
+    "unmentioned_names", "unsupported", "user_prompt", "weak_evidence",
 ]

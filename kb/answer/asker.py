@@ -13,7 +13,7 @@ from typing import Callable
 
 from kb.answer.citations import CitationFilter, infer_citations
 from kb.answer.evidence import evidence, weak_evidence
-from kb.answer.extractive import extractive_answer
+from kb.answer.extractive import extractive_answer, quoted_answer
 from kb.answer.fusion import confident, generate_variants, translate
 from kb.answer.grounding import (LoopGuard, drop_repeated_lines, is_decline, may_decline, unmentioned_names,
                                  unsupported)
@@ -243,8 +243,13 @@ class Asker:
                     return self._refuse(answer, f"the model judged that no source states the answer "
                                                 f"(P(yes) {answer.answerable:.2f} < {options.answer_check:g})",
                                         on_text, started)
+            whole = len(read) == len(answer.sources)
+            # judged sure that they state the answer: a decline is held back, and the sources are quoted instead
+            quote = whole and not pivot and options.sure(answer.answerable)
             written = self._write(llm, asked, read, asked_lang, options, None if pivot else on_text,
-                                  hold_decline=len(read) < len(answer.sources))
+                                  hold_decline=not whole or quote)
+            if written is None and whole:
+                break
             if written is None:  # it declined with the best source alone, which it had judged to state the answer
                 t, read = time.perf_counter(), answer.sources
                 answer.answerable = llm.yes_probability(check_messages(asked, read, asked_lang)) \
@@ -252,6 +257,8 @@ class Asker:
                 checked += (time.perf_counter() - t) * 1000
         answer.first_source_only = len(read) < len(answer.sources)
         answer.sources, unread = read, answer.sources[len(read):]
+        if written is None:
+            return self._quote(answer, on_text, started)
         text, flt = written
         answer.answer = text
         stats = dict(getattr(llm, "last_stats", {}) or {})
@@ -407,6 +414,21 @@ class Asker:
         except Exception:  # no vectors at hand (e.g. a chunk missing from the index): words alone decide
             vectors = embed = None
         return infer_citations(text, sources, vectors, embed)
+
+    @staticmethod
+    def _quote(answer: Answer, on_text, started: float) -> Answer:
+        """The sources' sentences closest to the question, quoted with their citations: the model judged them to
+        state the answer (`AskOptions.sure`), then declined to write it (calibration en05: "… a group of similar
+        pathologies termed ribosomopathies" was in its first source; sample_docs q21: form OL-F-112 in its slide's
+        notes)."""
+        answer.answer, numbers = quoted_answer(answer.question, answer.sources, answer.language)
+        answer.quoted = True
+        by_n = {s.n: s for s in answer.sources}
+        answer.citations = [Citation(by_n[n]) for n in numbers]
+        if on_text:
+            on_text(answer.answer)
+        answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
+        return answer
 
     def _abstain(self, answer: Answer, nearest: list[Source], reason: str, on_text, started: float) -> Answer:
         """The refusal, with the nearest sources numbered as they would have been given to the model."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from kb.answer.types import Source
+from kb.answer.types import QUOTED, Source
 from kb.text import split_sentences, tokenize
 
 
@@ -23,3 +23,10 @@ def extractive_answer(question: str, sources: Sequence[Source], max_sentences: i
     picked = sorted(scored[:max_sentences], key=lambda x: (x[1], x[2]))
     lines = [f"{sentence} [{n}]" for _, n, _, sentence in picked]
     return "\n".join(lines), sorted({n for _, n, _, _ in picked})
+
+
+def quoted_answer(question: str, sources: Sequence[Source], lang: str) -> tuple[str, list[int]]:
+    """What `kb ask` says when the model judged its sources to state the answer and then declined to write it: the
+    sources' sentences closest to the question, quoted with their citations, after a line saying so."""
+    text, numbers = extractive_answer(question, sources)
+    return f"{QUOTED[lang]}\n{text}", numbers

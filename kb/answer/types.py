@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from kb.retrieve import Passage
 
 ABSTAIN = {"en": "The documents don't say.", "zh": "文档中没有提到。"}
+# opens the sources' own sentences, quoted when the model judged that they state the answer but wrote none
+QUOTED = {"en": "The sources say:", "zh": "文档原文："}
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Answer:
     unsupported_answer: str | None = None  # what the model wrote when the grounding check rejected it
     answerable: float | None = None  # the model's P(yes) that a source states the answer (when checked)
     first_source_only: bool = False  # the model answered from the best source alone (sources = that one)
+    quoted: bool = False  # judged to state the answer, the sources were quoted: the model declined to write it
     pivot: dict | None = None  # answered in the sources' language: {"language", "question", "answer"} (kb.answer.pivot)
 
     def to_dict(self) -> dict:
@@ -73,7 +76,7 @@ class Answer:
                 "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
                 "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
                 "answerable": None if self.answerable is None else round(self.answerable, 4),
-                "first_source_only": self.first_source_only, "pivot": self.pivot}
+                "first_source_only": self.first_source_only, "quoted": self.quoted, "pivot": self.pivot}
 
 
 @dataclass
@@ -93,6 +96,11 @@ class AskOptions:
     first_source_check: float = 0.0  # answer from the best source alone when its P(yes) alone is at least this (0: off)
     source_check: float = 0.0  # refuse unless some source, asked alone, gets at least this P(yes) (0: off)
     pivot: bool = False  # best source in the other language: answer the translated question, translate the answer
+
+    def sure(self, answerable: float | None) -> bool:
+        """Whether a check's P(yes) is as high as the first-source check asks (never, without that check)."""
+        return answerable is not None and self.first_source_check > 0 and \
+            answerable >= max(self.first_source_check, self.answer_check)
 
     @classmethod
     def from_settings(cls, settings, **given) -> "AskOptions":
