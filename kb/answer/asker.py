@@ -308,9 +308,8 @@ class Asker:
         packed = self._pack(question, sources, lang, options)
         if pivot_language(lang, packed):
             return False
-        threshold = max(options.first_source_check, options.answer_check)
         # kept: when the translation's sources start with the same one, `_check` asks this very prompt again
-        return self.llm.yes_probability(check_messages(question, packed[:1], lang), keep=True) >= threshold
+        return options.sure(self.llm.yes_probability(check_messages(question, packed[:1], lang), keep=True))
 
     def _pack(self, question: str, sources: list[Source], lang: str, options: AskOptions) -> list[Source]:
         llm = self.llm
@@ -329,7 +328,6 @@ class Asker:
         third of the tokens. Otherwise, with `source_check`, the other sources are asked alone, one by one, until
         one gets `source_check`; when none does, kb refuses: asked of all sources at once, the model's P(yes) for
         another study's finding on the question's subject was as high as for the answer itself (docs/answering.md)."""
-        first = max(options.first_source_check, options.answer_check)
         alone = options.source_check > 0
 
         def none_alone(p: float) -> str | None:
@@ -339,7 +337,7 @@ class Asker:
         if (options.first_source_check > 0 or alone) and len(sources) > 1:
             # kept: when the others are asked alone, the whole prompt still starts with this one
             p = llm.yes_probability(check_messages(question, sources[:1], lang), keep=alone)
-            if options.first_source_check > 0 and p >= first:
+            if options.sure(p):
                 return sources[:1], p, None
             for s in sources[1:]:
                 if not alone or p >= options.source_check:
