@@ -10,6 +10,8 @@ filter, grounding check), each question twice:
                               [--context-tokens N] [--source-tokens N]   (the packing; default: the settings')
     python bench/calibrate.py --names-test 600 [--lang zh en]   (the names test alone over 600 other CMRC
                                                                  questions or SciFact claims, no LLM)
+    python bench/calibrate.py --alone out.jsonl [--lang en]   (each source of a dump's cases asked alone: the
+                                                               source check at every threshold)
 
 Per language it prints the share of answerable questions refused by the model or withdrawn by the grounding
 check (goal <= 5%), the share whose answer holds a gold answer, and the share of unanswerable ones refused
@@ -149,13 +151,17 @@ def recheck(path: Path, threshold: float) -> None:
     settings' first-source threshold) and then declined, and the grounding check after it. Exact for a dump whose
     answers the names test did not stop (one made with the test off, e.g. by an older checkout): greedy decoding
     gives the same answer to the same prompt."""
+    report(rechecked(read_jsonl(path)), threshold)
+
+
+def rechecked(rows: list[dict]) -> list[dict]:
+    """`rows` (a --dump's) with their outcomes and gold as the current code's checks make them (see `recheck`)."""
     from kb.answer.extractive import quoted_answer
     from kb.answer.grounding import is_decline, unmentioned_names, unsupported
     from kb.answer.types import AskOptions, Source
     from kb.config import load_settings
 
     options = AskOptions.from_settings(load_settings(None, {}))
-    rows = read_jsonl(path)
     for r in rows:
         raw = r["unsupported_answer"] or r["answer"]
         sources, unread = ([Source(s.get("n", 0), [i], s["text"], 0.0, i, path=s["path"], title=s.get("title"))
@@ -170,7 +176,38 @@ def recheck(path: Path, threshold: float) -> None:
         else:
             r["outcome"] = "withdrawn" if unsupported(raw, sources, r["question"], unread) else "answered"
         r["gold"] = r["outcome"] == "answered" and holds_answer(raw, r["answers"])
-    report(rows, threshold)
+    return rows
+
+
+def alone(path: Path, langs: list[str], model: str | None) -> None:
+    """How the source check (`source_check`) would do at each threshold, over the answers recorded with --dump:
+    each source of each case (read or unread) asked alone, as the check asks it (that source numbered 1), and a
+    case answered from all its sources counted refused when no source alone gets the threshold (an answer from
+    the first source alone, or a refusal, stays). The recorded outcomes are rechecked with the current code first.
+    Needs the LLM (~10 s a case); prints each case's P(yes) per source, then per language and threshold the
+    answerable questions lost and the unanswerable ones refused."""
+    from kb.answer.prompt import check_messages
+    from kb.answer.types import Source
+    from kb.config import load_settings
+    from kb.llm import load_llm
+
+    llm = load_llm(load_settings(None, {"llm_model": model} if model else {}))
+    rows = [r for r in rechecked(read_jsonl(path)) if r["lang"] in langs]
+    for r in rows:
+        r["alone"] = [llm.yes_probability(check_messages(
+            r["question"], [Source(1, [0], d["text"], 1.0, 0, path=d["path"], title=d.get("title"))], r["lang"]))
+            for d in r["sources"] + r.get("unread", [])]
+        print(f"# {r['lang']} {r['kind']} {r['id']} {r['outcome']} first_source_only={r['first_source_only']} "
+              f"alone={[round(p, 3) for p in r['alone']]}", flush=True)
+    for lang in langs:
+        ans = [r for r in rows if r["lang"] == lang and r["kind"] == "answerable"]
+        una = [r for r in rows if r["lang"] == lang and r["kind"] == "unanswerable"]
+        for t in [x / 100 for x in range(60, 90)]:
+            def stopped(r):
+                return r["outcome"] != "answered" or (not r["first_source_only"] and max(r["alone"]) < t)
+
+            print(f"{lang} source_check {t:.2f}: answerable lost {sum(map(stopped, ans))}/{len(ans)}, "
+                  f"unanswerable refused {sum(map(stopped, una))}/{len(una)}")
 
 
 def names_test(n: int, lang: str = "zh", seed: int = 14) -> None:
@@ -221,6 +258,8 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=["answerable", "unanswerable"])
     ap.add_argument("--dump", type=Path, default=None)
     ap.add_argument("--recheck", type=Path, default=None)
+    ap.add_argument("--alone", type=Path, default=None, metavar="DUMP",
+                    help="each source of a --dump's cases asked alone: the source check at every threshold (LLM)")
     ap.add_argument("--names-test", type=int, default=0, metavar="N",
                     help="only the names test, no LLM, over N other CMRC questions (zh) or SciFact claims (en)")
     ap.add_argument("--show", action="store_true")
@@ -235,6 +274,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.recheck:
         recheck(args.recheck, args.answer_check or 0.0)
+        return
+    if args.alone:
+        alone(args.alone, args.lang, args.model)
         return
     if args.names_test:
         for lang in args.lang:
