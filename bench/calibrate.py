@@ -3,7 +3,9 @@ bench/calibration/ (CMRC 2018 questions in Chinese, questions written over SciFa
 straight to kb's answering path after retrieval (`Asker.answer_from`: packing, prompt, generation, citation
 filter, grounding check), each question twice:
 
-- answerable: its own paragraph and the nearest other paragraph (the gold one first or second, seeded);
+- answerable: its own paragraph and the nearest other paragraph (the gold one first or second, drawn from one
+  seeded sequence over the languages in order: `--lang en` alone places the English gold paragraphs otherwise than
+  `--lang zh en` does, so compare runs made with the same `--lang` and `--n`);
 - unanswerable: the two nearest other paragraphs, which hold none of its gold answers.
 
     python bench/calibrate.py [--lang zh en] [--n 20] [--model qwen2.5-coder-1.5b] [--dump out.jsonl] [--show]
