@@ -344,8 +344,9 @@ class Asker:
                     break
                 # numbered 1, as the first is: alone, each is the first and only source
                 p = max(p, llm.yes_probability(check_messages(question, [dataclasses.replace(s, n=1)], lang)))
-            if none_alone(p):
-                return sources, p, none_alone(p)
+            why = none_alone(p)
+            if why:
+                return sources, p, why
         if options.answer_check <= 0 and not (alone and len(sources) == 1):
             return sources, None, None
         p = llm.yes_probability(check_messages(question, sources, lang))
@@ -423,10 +424,7 @@ class Asker:
         answer.quoted = True
         by_n = {s.n: s for s in answer.sources}
         answer.citations = [Citation(by_n[n]) for n in numbers]
-        if on_text:
-            on_text(answer.answer)
-        answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
-        return answer
+        return Asker._said(answer, on_text, started)
 
     def _abstain(self, answer: Answer, nearest: list[Source], reason: str, on_text, started: float) -> Answer:
         """The refusal, with the nearest sources numbered as they would have been given to the model."""
@@ -440,6 +438,11 @@ class Asker:
         """The refusal, with the sources the answer already has."""
         answer.abstained, answer.abstain_reason = True, reason
         answer.answer = ABSTAIN[answer.language]
+        return Asker._said(answer, on_text, started)
+
+    @staticmethod
+    def _said(answer: Answer, on_text, started: float) -> Answer:
+        """`answer`, written whole without the LLM's stream: shown in one piece, its total time taken."""
         if on_text:
             on_text(answer.answer)
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
