@@ -33,6 +33,7 @@ from kb.answer import (
     weak_evidence,
 )
 from kb.answer.grounding import codes
+from kb.answer.types import Answer
 from kb.answer.pivot import parse_answer_translation, pivot_language
 from kb.retrieve import Hit, Searcher
 
@@ -797,3 +798,67 @@ def test_a_pivoted_answer_that_declines_or_fails_the_grounding_check_is_refused_
                                                       on_text=streamed.append)
         assert answer.abstained and answer.abstain_reason.startswith(reason)
         assert streamed == [ABSTAIN["zh"]] == [answer.answer]
+
+
+def test_a_decline_over_both_languages_reads_the_other_language_s_sources_again_with_the_translation():
+    # sample_docs q12 asked in English: first an English slide, then the Chinese service manual's page, which has
+    # the answer; the model declined over the mix and answered the translation from the Chinese sources alone
+    slide = source(1, "/docs/training.pptx", None, None, None, 2, "", [1], "Start-up sequence: power on the rear "
+                   "switch; the self-test takes 95 seconds.", 1.0, 1)
+    manual = source(2, "/docs/service_zh.pdf", None, 1, 1, None, "", [2], "电气安全：断开电源后，必须至少等待 7 分钟，"
+                    "待主板电容放电完毕后再拆下后盖。", 0.8, 2)
+    faq = source(3, "/docs/faq_zh.md", None, None, None, None, "", [3], "每 500 运行小时更换一次进气过滤器。", 0.5, 3)
+    question, translation = "How long must you wait after disconnecting the power?", "断开电源后至少要等待多久？"
+
+    def ask(reply, yes=0.9, pivot=True):
+        llm = PivotLLM(reply, "unused", "At least 7 minutes [1].", yes=yes)
+        streamed: list[str] = []
+        answer = Answer(question=question, language="en", queries=[translation])
+        answer = Asker(None, lambda: llm).answer_from(question, [slide, manual, faq],
+                                                      AskOptions(fusion="off", answer_check=0.5, pivot=pivot),
+                                                      on_text=streamed.append, answer=answer)
+        return answer, llm, streamed
+
+    answer, llm, streamed = ask(lambda n: "The documents don't say." if n == 3 else "至少需要等待 7 分钟。[1]")
+    assert not answer.abstained and streamed == [answer.answer]
+    assert answer.answer == "At least 7 minutes [1].\n(Chinese: 至少需要等待 7 分钟。)"
+    assert answer.pivot == {"language": "zh", "question": translation, "answer": "至少需要等待 7 分钟。[1]"}
+    # the Chinese sources alone, numbered from 1, as the model read them; the citation is the manual's page
+    assert [(s.n, s.path) for s in answer.sources] == [(1, "/docs/service_zh.pdf"), (2, "/docs/faq_zh.md")]
+    assert [c.source.path for c in answer.citations if not c.inferred] == ["/docs/service_zh.pdf"]
+    assert f"Question: {translation}" in llm.prompts[1][1]["content"] and "reread" in answer.timings_ms
+    assert "training.pptx" not in llm.prompts[1][1]["content"]
+    # declined again, or judged not to state it, or `pivot` off: refused as before, the decline never shown
+    for reply, yes, pivot in (("The documents don't say.", 0.9, True),
+                              (lambda n: "The documents don't say." if n == 3 else "7 分钟[1]。", 0.4, True)):
+        answer, llm, streamed = ask(reply, yes, pivot)
+        assert answer.abstained and streamed == [ABSTAIN["en"]] == [answer.answer]
+    answer, llm, streamed = ask(lambda n: "The documents don't say." if n == 3 else "7 分钟[1]。", pivot=False)
+    assert answer.abstained and answer.abstain_reason == "the model found no answer" and len(llm.prompts) == 1
+
+
+def test_part_of_a_chinese_word_copied_into_an_english_answer_is_held_by_the_source():
+    # sample_docs q13 asked in English: "over-oxy乙酸" is half of the manual's 过氧乙酸
+    manual = [source(1, "/docs/service_zh.pdf", None, 2, 2, None, "", [1], "将歧管完全浸没在 0.5% 过氧乙酸溶液中，"
+                     "浸泡 14 分钟。", 1.0, 1)]
+    question = "How long is the vessel manifold soaked during disinfection?"
+    assert unsupported("It is soaked in 0.5% over-oxy乙酸 solution for 14 minutes [1].", manual, question) is None
+    # a Chinese word no source has, or one character of one, is still not copied
+    assert unsupported("It is soaked in 0.5% 次氯酸 for 14 minutes [1].", manual, question) == "no source has 次氯酸"
+    assert unsupported("It is soaked in 0.5% 氧 solution for 14 minutes [1].", manual, question) == "no source has 氧"
+
+
+def test_the_words_of_the_model_s_own_translation_do_not_count_as_the_user_s_when_it_was_sure():
+    # sample_docs q20 asked in Chinese: the model translated 试剂盒 as "reagent kit"; the slide says "cartridge"
+    slide = [source(1, "/docs/training.pptx", None, None, None, 3, "", [1], "Cartridge types. QV-2: max fill 1.9 mL. "
+                    "QV-6: max fill 5.8 mL, amber cap.", 1.0, 1),
+             source(2, "/docs/manual.pdf", None, 4, 4, None, "", [2], "The QF-300 warranty lasts 27 months.", 0.5, 2)]
+    question, translation = "QV-6 试剂盒的最大装液量是多少？", "What is the maximum volume of liquid loaded into the QV-6 reagent kit?"
+    reply = "The maximum volume of liquid loaded into the QV-6 reagent kit is 5.8 mL [1]."
+    assert unsupported(reply, slide, translation).startswith("no source mentions")
+    assert unsupported(reply, slide, translation, translated=True) is None
+    for yes, withdrawn in ((0.9, False), (0.7, True)):  # sure (the first-source check's threshold) or not
+        llm = PivotLLM(reply, translation, "QV-6 试剂盒的最大装液量为 5.8 mL[1]。", yes=yes)
+        answer = Asker(None, lambda: llm).answer_from(question, slide, AskOptions(
+            fusion="off", answer_check=0.5, first_source_check=0.85, pivot=True))
+        assert answer.abstained == withdrawn and answer.pivot is None if withdrawn else answer.pivot

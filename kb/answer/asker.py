@@ -18,10 +18,10 @@ from kb.answer.fusion import confident, generate_variants, translate
 from kb.answer.grounding import (LoopGuard, drop_repeated_lines, is_decline, may_decline, unmentioned_names,
                                  unsupported)
 from kb.answer.pivot import pivot_language, translate_answer
-from kb.answer.prompt import ECHO_STOPS, check_messages, embedding_scorer, messages_for, pack
+from kb.answer.prompt import ECHO_STOPS, check_messages, embedding_scorer, in_prompt_order, messages_for, pack
 from kb.answer.sources import build_sources
 from kb.answer.types import ABSTAIN, Answer, AskOptions, Citation, Source
-from kb.text import LANGUAGE_NAME, question_language
+from kb.text import LANGUAGE_NAME, other_language, question_language, text_language
 
 
 class Asker:
@@ -235,6 +235,8 @@ class Asker:
         if why_refused:
             answer.timings_ms["check"] = checked
             return self._refuse(answer, why_refused, on_text, started)
+        # a decline after reading both languages: the sources in the other language are read again, alone
+        theirs = self._theirs(question, lang, answer, options) if not pivot else None
         written = None
         while written is None:
             if answer.answerable is not None:
@@ -247,7 +249,7 @@ class Asker:
             # judged sure that they state the answer: a decline is held back, and the sources are quoted instead
             quote = whole and not pivot and options.sure(answer.answerable)
             written = self._write(llm, asked, read, asked_lang, options, None if pivot else on_text,
-                                  hold_decline=not whole or quote)
+                                  hold_decline=not whole or quote or bool(theirs))
             if written is None and whole:
                 break
             if written is None:  # it declined with the best source alone, which it had judged to state the answer
@@ -257,8 +259,22 @@ class Asker:
                 checked += (time.perf_counter() - t) * 1000
         answer.first_source_only = len(read) < len(answer.sources)
         answer.sources, unread = read, answer.sources[len(read):]
-        if written is None:
+        if written is None and quote:
             return self._quote(answer, on_text, started)
+        if written is None and theirs:
+            t = time.perf_counter()
+            asked, read = theirs
+            asked_lang = pivot = other_language(lang)
+            p = llm.yes_probability(check_messages(asked, read, asked_lang)) if options.answer_check > 0 else None
+            if p is None or p >= options.answer_check:
+                written = self._write(llm, asked, read, asked_lang, options, None, hold_decline=True)
+            answer.timings_ms["reread"] = (time.perf_counter() - t) * 1000
+            if written is not None:
+                answer.answerable = p
+                answer.sources, unread = read, [s for s in answer.sources if s.chunk_ids not in
+                                                [r.chunk_ids for r in read]]
+        if written is None:
+            return self._refuse(answer, "the model found no answer", on_text, started)
         text, flt = written
         answer.answer = text
         stats = dict(getattr(llm, "last_stats", {}) or {})
@@ -268,7 +284,9 @@ class Asker:
             answer.timings_ms["first_token"] = answer.timings_ms.pop("first_token_ms")
         answer.tokens_per_s = stats.get("tokens_per_s")
         declined = is_decline(answer.answer)
-        why_not = None if declined else unsupported(answer.answer, answer.sources, asked, unread)
+        # a pivot the model was sure of: its translation's words are not the user's (docs/answering.md)
+        why_not = None if declined else unsupported(answer.answer, answer.sources, asked, unread,
+                                                    translated=bool(pivot) and options.sure(answer.answerable))
         if declined and not flt.cited:
             answer.abstained, answer.abstain_reason = True, "the model found no answer"
             answer.answer = ABSTAIN[lang] if pivot else answer.answer
@@ -310,6 +328,22 @@ class Asker:
             return False
         # kept: when the translation's sources start with the same one, `_check` asks this very prompt again
         return options.sure(self.llm.yes_probability(check_messages(question, packed[:1], lang), keep=True))
+
+    @staticmethod
+    def _theirs(question: str, lang: str, answer: Answer, options: AskOptions) -> tuple[str, list[Source]] | None:
+        """(the question's translation, the sources in its language, numbered from 1) to read again when the model
+        declines over sources in both languages; None when there is nothing to read again. Given a mix, it
+        declined questions whose answer was in a source in the other language (sample_docs: q12 asked in English
+        over the Chinese service manual, whose first source was an English slide); the same sources, asked the
+        translation alone, it answered (docs/answering.md). Part of `pivot`: the answer is translated back."""
+        if not options.pivot:
+            return None
+        other = other_language(lang)
+        asked = next((q for q in answer.queries if question_language(q) == other), None)
+        theirs = [s for s in answer.sources if text_language(s.text) == other]
+        if not asked or not theirs or len(theirs) == len(answer.sources):
+            return None
+        return asked, in_prompt_order([dataclasses.replace(s) for s in sorted(theirs, key=lambda s: s.rank)])
 
     def _pack(self, question: str, sources: list[Source], lang: str, options: AskOptions) -> list[Source]:
         llm = self.llm

@@ -172,7 +172,13 @@ def pack(question: str, sources: list[Source], lang: str, n_ctx: int, max_answer
             # else one sentence longer than `source_tokens` (a table row, say): the source stays whole
         chosen.append(s)
         budget -= cost
-    ordered = chosen[:1] + chosen[2:] + chosen[1:2]
+    return in_prompt_order(chosen)
+
+
+def in_prompt_order(sources: list[Source]) -> list[Source]:
+    """`sources` (best first) as the prompt gives them, numbered: best first, second best last (models read the ends
+    of a long context best), the rest in between."""
+    ordered = sources[:1] + sources[2:] + sources[1:2]
     for n, s in enumerate(ordered, 1):
         s.n = n
     return ordered
