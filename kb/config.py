@@ -133,7 +133,8 @@ OPTIONS: tuple[Option, ...] = (
            "RAG-Fusion's translation, when the first retrieval is not confident)"),
     Option("pivot", bool, True,
            "kb ask/shell: when the best source given to the LLM is in the other language than the question, it answers "
-           "the question's translation in their language, and its checked answer is translated back"),
+           "the question's translation in their language, and its checked answer is translated back; when it "
+           "declines over sources in both languages, it is asked the translation over those in the other language"),
     Option("answer_check", float, -1.0,
            "before answering, the LLM is asked whether any source states the answer; below this P(yes) kb refuses "
            "(-1: the threshold calibrated for the model, 0.5 for qwen2.5-coder-1.5b, none for others; 0: no check)",

@@ -457,6 +457,48 @@ def test_the_default_model_answers_a_chinese_question_over_english_sources_in_en
     assert [c.source.text for c in answer.citations if not c.inferred] == [texts[0]]
 
 
+class _DeclinesFirst:
+    """The real model, except that its first answer is a decline: what Qwen 1.5B wrote over the mix of sample_docs'
+    q12 on one CPU (greedy decoding branches differently on others), so that the test does not hang on it."""
+
+    def __init__(self, llm):
+        self.llm, self.declined = llm, False
+
+    def __getattr__(self, name):
+        return getattr(self.llm, name)
+
+    def stream_chat(self, messages, **kwargs):
+        if self.declined:
+            return self.llm.stream_chat(messages, **kwargs)
+        self.declined = True
+        return iter(["The documents don't say."])
+
+
+def test_the_default_model_reads_the_other_language_s_sources_again_after_a_decline_over_both():
+    """The second reading through the real model (Asker._theirs): declined over an English slide and two Chinese
+    passages, the question's translation is asked of the Chinese ones alone, answered from the service manual's
+    page, and the answer comes back in English with its figure and citation."""
+    from kb.answer import Asker, AskOptions
+    from kb.answer.types import Answer, Source
+    from kb.text import question_language
+
+    llm = _DeclinesFirst(load_llm(load_settings(), cpu=True))
+    texts = ("Start-up sequence: power on the rear switch; the self-test takes 95 seconds.",
+             "电气安全：断开电源后，必须至少等待 7 分钟，待主板电容放电完毕后再拆下后盖。",
+             "每 500 运行小时更换一次进气过滤器。累计运行小时数可在设置页面查看。")
+    sources = [Source(0, [i], text, 1.0 - i / 10, i, path=f"doc{i}.md") for i, text in enumerate(texts)]
+    question = "How long must you wait after disconnecting the power before removing the rear cover?"
+    asked = Answer(question=question, language="en", queries=["断开电源后至少要等待多久才能拆下后盖？"])
+    answer = Asker(None, lambda: llm).answer_from(question, sources, AskOptions(
+        fusion="off", pivot=True, answer_check=DEFAULT_PRESET.answer_check), answer=asked)
+    assert llm.declined and not answer.abstained, answer.abstain_reason
+    assert answer.pivot and answer.pivot["language"] == "zh" and "7" in answer.pivot["answer"]
+    assert "7" in answer.answer and question_language(answer.answer.split("\n")[0]) == "en", answer.answer
+    assert "reread" in answer.timings_ms
+    assert sorted(s.text for s in answer.sources) == sorted(texts[1:])
+    assert [c.source.text for c in answer.citations if not c.inferred] == [texts[1]]
+
+
 # ---- the CLI -------------------------------------------------------------------------------------
 
 def test_kb_models_lists_what_is_in_use_and_the_alternatives():
