@@ -879,3 +879,22 @@ def test_the_words_of_the_model_s_own_translation_do_not_count_as_the_user_s_whe
         answer = Asker(None, lambda: llm).answer_from(question, slide, AskOptions(
             fusion="off", answer_check=0.5, first_source_check=0.85, pivot=True))
         assert answer.abstained == withdrawn and answer.pivot is None if withdrawn else answer.pivot
+
+
+def test_an_answer_citing_a_source_in_the_other_language_must_find_its_figures_there():
+    # sample_docs x05: "Linux kernel version 2.6 [3]", the bootloader's 2.6 of the English firmware notes, cited to
+    # a Chinese FAQ entry about cartridges; words cannot be compared across languages, figures can
+    notes = source(1, "/docs/notes.txt", None, None, None, None, "", [1], "Firmware 4.2.0 needs bootloader BL 2.6.",
+                   1.0, 1)
+    bridge = source(2, "/docs/troubleshooting.md", None, None, None, None, "", [2], "The LIMS bridge listens on TCP "
+                    "port 5718.", 0.9, 2)
+    faq = source(3, "/docs/faq_zh.md", None, None, None, None, "", [3], "不可以。设备通过卡盒上的芯片识别型号，第三方卡盒会被拒绝装载。",
+                 0.8, 3)
+    manual = source(4, "/docs/manual_zh.pdf", None, 1, 1, None, "", [4], "断开电源后，必须至少等待 7 分钟。", 0.7, 4)
+    question = "Which Linux kernel version does the LIMS bridge server require?"
+    assert unsupported("The LIMS bridge server requires Linux kernel version 2.6 or later [3].",
+                       [notes, bridge, faq, manual], question) == "the sources it cites do not have its figures: 2.6"
+    # its figure in the Chinese source it cites, or no figure at all: drawn from it, as before
+    wait = "How long must you wait after disconnecting the power?"
+    assert unsupported("At least 7 minutes [4].", [notes, bridge, faq, manual], wait) is None
+    assert unsupported("No, third-party cartridges are rejected [3].", [notes, faq], "Can I use other cartridges?") is None
