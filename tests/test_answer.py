@@ -881,9 +881,10 @@ def test_the_words_of_the_model_s_own_translation_do_not_count_as_the_user_s_whe
         assert answer.abstained == withdrawn and answer.pivot is None if withdrawn else answer.pivot
 
 
-def test_an_answer_citing_a_source_in_the_other_language_must_find_its_figures_there():
+def test_an_answer_citing_a_source_in_the_other_language_without_its_figures_is_judged_by_its_own_language_s():
     # sample_docs x05: "Linux kernel version 2.6 [3]", the bootloader's 2.6 of the English firmware notes, cited to
-    # a Chinese FAQ entry about cartridges; words cannot be compared across languages, figures can
+    # a Chinese FAQ entry about cartridges; words cannot be compared across languages, figures can: the answer's
+    # words are then judged by the English sources, which mention no server, Linux or kernel
     notes = source(1, "/docs/notes.txt", None, None, None, None, "", [1], "Firmware 4.2.0 needs bootloader BL 2.6.",
                    1.0, 1)
     bridge = source(2, "/docs/troubleshooting.md", None, None, None, None, "", [2], "The LIMS bridge listens on TCP "
@@ -893,7 +894,11 @@ def test_an_answer_citing_a_source_in_the_other_language_must_find_its_figures_t
     manual = source(4, "/docs/manual_zh.pdf", None, 1, 1, None, "", [4], "断开电源后，必须至少等待 7 分钟。", 0.7, 4)
     question = "Which Linux kernel version does the LIMS bridge server require?"
     assert unsupported("The LIMS bridge server requires Linux kernel version 2.6 or later [3].",
-                       [notes, bridge, faq, manual], question) == "the sources it cites do not have its figures: 2.6"
+                       [notes, bridge, faq, manual], question).startswith("no source mentions")
+    # a wrong mark on a right answer (sample_docs q02): the figure and the question's words are in an English source
+    speed = source(5, "/docs/manual.pdf", None, 2, 2, None, "", [5], "Maximum stirring speed: 1,850 rpm.", 0.6, 5)
+    assert unsupported("The maximum stirring speed is 1,850 rpm [3].", [notes, faq, speed],
+                       "What is the maximum stirring speed?") is None
     # its figure in the Chinese source it cites, or no figure at all: drawn from it, as before
     wait = "How long must you wait after disconnecting the power?"
     assert unsupported("At least 7 minutes [4].", [notes, bridge, faq, manual], wait) is None
