@@ -837,23 +837,6 @@ def test_a_decline_over_both_languages_reads_the_other_language_s_sources_again_
     assert answer.abstained and answer.abstain_reason == "the model found no answer" and len(llm.prompts) == 1
 
 
-def test_a_pivoted_decline_over_both_languages_reads_the_sources_in_the_asked_language_alone():
-    # sample_docs q34 asked in English: its first source Chinese, so the model was asked the translation over the
-    # Chinese and English sources, and declined; over the Chinese ones alone it answered
-    faq = source(1, "/docs/faq_zh.md", None, None, None, None, "", [1], "设备所在房间的环境温度不得低于 16 °C。", 1.0, 1)
-    slide = source(2, "/docs/training.pptx", None, None, None, 2, "", [2], "Start-up sequence: power on the rear "
-                   "switch; the self-test takes 95 seconds.", 0.8, 2)
-    filters = source(3, "/docs/faq_zh.md", None, None, None, None, "", [3], "每 500 运行小时更换一次进气过滤器。", 0.5, 3)
-    translation = "设备所在房间的环境温度最低是多少？"
-    llm = PivotLLM(lambda n: "文档中没有提到。" if n == 3 else "16 °C[1]。", translation, "At least 16 °C [1].")
-    answer = Asker(None, lambda: llm).answer_from("What is the lowest room temperature allowed?", [faq, slide, filters],
-                                                  AskOptions(fusion="off", answer_check=0.5, pivot=True))
-    assert not answer.abstained and answer.answer.startswith("At least 16 °C [1].")
-    assert [s.path for s in answer.sources] == ["/docs/faq_zh.md"] * 2 and len(llm.prompts) == 2
-    assert all(f"Question: {translation}" in prompt[1]["content"] for prompt in llm.prompts)
-    assert "training.pptx" in llm.prompts[0][1]["content"] and "training.pptx" not in llm.prompts[1][1]["content"]
-
-
 def test_part_of_a_chinese_word_copied_into_an_english_answer_is_held_by_the_source():
     # sample_docs q13 asked in English: "over-oxy乙酸" is half of the manual's 过氧乙酸
     manual = [source(1, "/docs/service_zh.pdf", None, 2, 2, None, "", [1], "将歧管完全浸没在 0.5% 过氧乙酸溶液中，"

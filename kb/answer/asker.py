@@ -236,7 +236,7 @@ class Asker:
             answer.timings_ms["check"] = checked
             return self._refuse(answer, why_refused, on_text, started)
         # a decline after reading both languages: the sources in the other language are read again, alone
-        theirs = self._theirs(lang, answer, options, asked if pivot else None)
+        theirs = self._theirs(question, lang, answer, options) if not pivot else None
         written = None
         while written is None:
             if answer.answerable is not None:
@@ -330,19 +330,16 @@ class Asker:
         return options.sure(self.llm.yes_probability(check_messages(question, packed[:1], lang), keep=True))
 
     @staticmethod
-    def _theirs(lang: str, answer: Answer, options: AskOptions, translation: str | None = None
-                ) -> tuple[str, list[Source]] | None:
+    def _theirs(question: str, lang: str, answer: Answer, options: AskOptions) -> tuple[str, list[Source]] | None:
         """(the question's translation, the sources in its language, numbered from 1) to read again when the model
         declines over sources in both languages; None when there is nothing to read again. Given a mix, it
-        declined questions whose answer was in a source in the other language: sample_docs q12 asked in English
-        over the Chinese service manual, whose first source was an English slide; q34 asked in English, pivoted
-        (its first source was Chinese), over Chinese and English sources. Asked the translation over the sources in
-        its language alone, it answered both (docs/answering.md). Part of `pivot`: the answer is translated back.
-        `translation`: the question the model was asked after a pivot (else the one retrieval wrote)."""
+        declined questions whose answer was in a source in the other language (sample_docs: q12 asked in English
+        over the Chinese service manual, whose first source was an English slide); the same sources, asked the
+        translation alone, it answered (docs/answering.md). Part of `pivot`: the answer is translated back."""
         if not options.pivot:
             return None
         other = other_language(lang)
-        asked = translation or next((q for q in answer.queries if question_language(q) == other), None)
+        asked = next((q for q in answer.queries if question_language(q) == other), None)
         theirs = [s for s in answer.sources if text_language(s.text) == other]
         if not asked or not theirs or len(theirs) == len(answer.sources):
             return None
