@@ -137,9 +137,8 @@ def unsupported(answer: str, sources: Sequence[Source], question: str, unread: S
       word (2+ characters: "over-oxy乙酸" from 过氧乙酸);
     - an answer to a what/which/how question must add something to it ("QF-300 使用的是 GPU。");
     - when the sources it cites (all of them, if it cites none) are in its language, or it cites one in the other
-      language that does not have its figures (figures compare across languages, words do not), it may not
-      repeat more than
-      UNMENTIONED_MAX of the question's words that no source in its language has, read or `unread` (found by
+      language that does not have its figures (figures compare across languages, words do not), it may not repeat
+      more than UNMENTIONED_MAX of the question's words that no source in its language has, read or `unread` (found by
       retrieval but not given to the model: the documents still mention those words, so the answer may be about
       what was asked; a rule about the subject, unlike the figures and words the answer draws from what it read);
       not when the question is `translated` (the model's translation of the user's, whose words are the model's
