@@ -236,7 +236,7 @@ class Asker:
             answer.timings_ms["check"] = checked
             return self._refuse(answer, why_refused, on_text, started)
         # a decline after reading both languages: the sources in the other language are read again, alone
-        theirs = self._theirs(question, lang, answer, options) if not pivot else None
+        theirs = self._theirs(lang, answer, options) if not pivot else None
         written = None
         while written is None:
             if answer.answerable is not None:
@@ -271,8 +271,8 @@ class Asker:
             answer.timings_ms["reread"] = (time.perf_counter() - t) * 1000
             if written is not None:
                 answer.answerable = p
-                answer.sources, unread = read, [s for s in answer.sources if s.chunk_ids not in
-                                                [r.chunk_ids for r in read]]
+                again = {tuple(r.chunk_ids) for r in read}
+                answer.sources, unread = read, [s for s in answer.sources if tuple(s.chunk_ids) not in again]
         if written is None:
             return self._refuse(answer, "the model found no answer", on_text, started)
         text, flt = written
@@ -330,7 +330,7 @@ class Asker:
         return options.sure(self.llm.yes_probability(check_messages(question, packed[:1], lang), keep=True))
 
     @staticmethod
-    def _theirs(question: str, lang: str, answer: Answer, options: AskOptions) -> tuple[str, list[Source]] | None:
+    def _theirs(lang: str, answer: Answer, options: AskOptions) -> tuple[str, list[Source]] | None:
         """(the question's translation, the sources in its language, numbered from 1) to read again when the model
         declines over sources in both languages; None when there is nothing to read again. Given a mix, it
         declined questions whose answer was in a source in the other language (sample_docs: q12 asked in English

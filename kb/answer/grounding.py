@@ -148,7 +148,8 @@ def unsupported(answer: str, sources: Sequence[Source], question: str, unread: S
     if not sources:
         return None
     spelled = [_spelled_numbers(s.text) for s in sources]  # "Fourteen trials" holds 14
-    known_numbers = set().union(*(_numbers(s.text).keys() | sp for s, sp in zip(sources, spelled)))
+    figures_of = [_numbers(s.text).keys() | sp for s, sp in zip(sources, spelled)]  # each source's
+    known_numbers = set().union(*figures_of)
     # not citations, nor list markers ("1. Check", not the "1." of "1.1 N·m"), nor sentences that only point
     text = _without_pointers(re.sub(r"(?m)^\s*\d{1,2}[.)、](?!\d)\s*", " ",
                                     _rejoin_decimals(re.sub(r"\[\d+\]", " ", answer), known_numbers)))
@@ -171,7 +172,7 @@ def unsupported(answer: str, sources: Sequence[Source], question: str, unread: S
     same = [question_language(s.text) == lang for s in sources]
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
     if cited and not all(ok for s, ok in zip(sources, same) if s.n in cited):
-        held = set().union(*(_numbers(s.text).keys() | sp for s, sp in zip(sources, spelled) if s.n in cited))
+        held = set().union(*(f for s, f in zip(sources, figures_of) if s.n in cited))
         if all(n in held for n in numbers):
             return None  # drawn from a source in the other language it cites: words cannot tell
         # its figures are not in what it cites (a wrong mark, or another subject's figure: sample_docs x05 put the
