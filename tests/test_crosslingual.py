@@ -54,6 +54,39 @@ def test_search_finds_the_passage_in_the_other_language_without_the_llm(sample, 
         [(Path(h["path"]).name, h["page"], h["heading"]) for h in hits]
 
 
+CHINESE_NOTES = {
+    "warranty.md": "# 保修\n\n羽鳍 QF-300 的保修期为自发货之日起 27 个月，不包括耗材。\n",
+    "cleaning.md": "# 清洁\n\n每周用湿软布擦拭外壳，不要使用酒精或丙酮。\n",
+    "filter.md": "# 进气滤网\n\n标准使用下，每运行 500 小时更换一次进气滤网。\n",
+    "power.md": "# 电源\n\n设备需要 220 伏交流电源，功率不超过 1.5 千瓦。\n",
+    "dealers.md": "# 经销商\n\n华东地区的授权经销商是上海澜舟科技有限公司。\n",
+}
+
+
+def test_a_question_in_a_language_the_corpus_lacks_gets_the_multilingual_list(tmp_path):
+    """An all-Chinese knowledge base asked in English: `kb search` adds the multilingual model's list
+    (kb.embedders.multilingual, the real one) and the answering note comes first; asked in Chinese, and over the
+    bilingual sample_docs, there is no such list (its timing is absent)."""
+    docs = tmp_path / "notes"
+    docs.mkdir()
+    for name, text in CHINESE_NOTES.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    path = tmp_path / "kb"
+    assert kb("--kb", str(path), "ingest", str(docs)).returncode == 0
+    assert (path / "multilingual-1.bin").is_file()
+    for question, name in (("Which company is the authorised dealer in East China?", "dealers.md"),
+                           ("How often is the air inlet filter replaced?", "filter.md")):
+        out = json.loads(kb("--kb", str(path), "search", question, "-k", "3", "--json").stdout)
+        assert "multilingual" in out["timings_ms"] and Path(out["results"][0]["path"]).name == name, out
+    out = json.loads(kb("--kb", str(path), "search", "保修期多久？", "--json").stdout)
+    assert "multilingual" not in out["timings_ms"] and Path(out["results"][0]["path"]).name == "warranty.md"
+
+
+def test_a_bilingual_corpus_gets_no_multilingual_list(sample):
+    out = json.loads(kb("--kb", str(sample), "search", SENSOR_EN[0], "--json").stdout)
+    assert "multilingual" not in out["timings_ms"] and out["results"], out
+
+
 @pytest.mark.slow
 def test_search_translate_asks_the_llm_for_the_translation(sample):
     question, name, page, _ = WARRANTY_ZH

@@ -74,7 +74,8 @@ def _assert_previous_generation_then_recovers(kb, docs, committed=False):
     return doctor
 
 
-@pytest.mark.parametrize("step", ["indexes:start", "indexes:dense", "indexes:lexical", "commit:done"])
+@pytest.mark.parametrize("step", ["indexes:start", "indexes:dense", "indexes:multilingual", "indexes:lexical",
+                                  "commit:done"])
 def test_kill_9_at_each_commit_step(base, step):
     kb, docs = base
     child = _CHILD.format(repo=str(REPO), tests=str(REPO / "tests"))
@@ -82,7 +83,7 @@ def test_kill_9_at_each_commit_step(base, step):
                        timeout=300)
     assert r.returncode == 9, r.stderr
     doctor = _assert_previous_generation_then_recovers(kb, docs, committed=step == "commit:done")
-    if step in ("indexes:dense", "indexes:lexical"):
+    if step in ("indexes:dense", "indexes:multilingual", "indexes:lexical"):
         assert doctor.status == "warning" and "interrupted" in doctor.detail  # what the crash left behind
 
 

@@ -169,3 +169,49 @@ def test_large_deletions_trigger_a_rebuild(tmp_path):
     _commit(kb, {}, remove=ids)
     _, dense, _, _ = kb.load_indexes()
     assert len(dense) == 10 and dense.stored == 10  # rebuilt, not 20 with 10 marked deleted
+
+
+def _multilingual_rows(kb: KnowledgeBase) -> int:
+    from kb.embedders.multilingual import MODEL_ID
+
+    cat = kb.catalog(readonly=True)
+    try:
+        return cat.conn.execute("SELECT COUNT(*) FROM vectors WHERE model_id=?", (MODEL_ID,)).fetchone()[0]
+    finally:
+        cat.close()
+
+
+def test_each_generation_has_the_multilingual_index_of_every_chunk(tmp_path):
+    """The commit embeds its new chunks with the multilingual model (kb.embedders.multilingual, the real one), keeps
+    those vectors beside the main model's, and writes their index with the generation's other files."""
+    kb = KnowledgeBase(tmp_path / "kb")
+    _commit(kb, {"/a.txt": ["the warranty lasts 27 months", "clean the filter weekly"], "/b.txt": ["保修期为27个月"]})
+    index = kb.load_multilingual(1, 3)
+    assert index is not None and index.stored == 3 and _multilingual_rows(kb) == 3
+    from kb.embedders.multilingual import multilingual_embedder
+
+    hits = index.search(multilingual_embedder().embed_queries(["How long is the warranty?"])[0], 3)
+    cat = kb.catalog(readonly=True)
+    texts = {i: r.text for i, r in cat.chunks_by_ids([i for i, _ in hits]).items()}
+    cat.close()
+    assert texts[hits[-1][0]] == "clean the filter weekly", [(texts[i], s) for i, s in hits]
+    gen = _commit(kb, {}, remove=[2])  # /b.txt's document id
+    index = kb.load_multilingual(gen, 2)
+    assert len(index) == 2 and _multilingual_rows(kb) == 2  # its vector dropped with its chunk
+
+
+def test_a_generation_without_the_multilingual_index_gets_it_at_the_next_commit(tmp_path):
+    """A knowledge base written before the multilingual list existed: the next commit, even one with nothing to
+    change (a plain `kb ingest`), embeds every chunk and publishes a generation that has it."""
+    from kb.embedders.multilingual import MODEL_ID
+
+    kb = KnowledgeBase(tmp_path / "kb")
+    _commit(kb, {"/a.txt": ["alpha beta", "gamma delta"]})
+    kb.multilingual_path(1).unlink()
+    with kb.writer() as w:
+        w.catalog.conn.execute("DELETE FROM vectors WHERE model_id=?", (MODEL_ID,))
+        w.catalog.conn.commit()
+    assert kb.load_multilingual(1, 2) is None
+    assert _commit(kb, {}) == 2
+    assert len(kb.load_multilingual(2, 2)) == 2 and _multilingual_rows(kb) == 2
+    assert _commit(kb, {}) == 2  # and then nothing to do

@@ -295,6 +295,12 @@ class Catalog:
     def all_chunk_hashes(self) -> list[tuple[int, str]]:
         return [(r[0], r[1]) for r in self.conn.execute("SELECT id, text_hash FROM chunks ORDER BY id")]
 
+    def uncached_texts(self, model_id: str) -> dict[str, str]:
+        """{text hash: index text} of the chunks the embedding cache holds no vector of for this model."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT c.text_hash, c.index_text FROM chunks c WHERE NOT EXISTS "
+            "(SELECT 1 FROM vectors v WHERE v.model_id=? AND v.text_hash=c.text_hash)", (model_id,))}
+
     def chunks_by_ids(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
         ids = list(ids)
         out: dict[int, ChunkRow] = {}
@@ -350,8 +356,10 @@ class Catalog:
             "DELETE FROM vectors WHERE model_id=? AND text_hash NOT IN (SELECT text_hash FROM chunks)", (model_id,))
         return cur.rowcount
 
-    def drop_other_models_vectors(self, model_id: str) -> None:
-        self.conn.execute("DELETE FROM vectors WHERE model_id<>?", (model_id,))
+    def drop_other_models_vectors(self, *model_ids: str) -> None:
+        """Drop the cached vectors of every model but these."""
+        q = ",".join("?" * len(model_ids))
+        self.conn.execute(f"DELETE FROM vectors WHERE model_id NOT IN ({q})", model_ids)
 
     # roots
     def roots(self) -> list[str]:

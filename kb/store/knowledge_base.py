@@ -34,7 +34,7 @@ def tokenizer_version(meta: Mapping[str, str]) -> str:
 
 
 TOKENIZE_BATCH = 2000  # chunks tokenized again at a time (`Writer._tokenize_again`): memory stays bounded
-_GEN_FILE = re.compile(r"^(dense|lexical)-(\d+)(\.bin)?(\.tmp)?$")
+_GEN_FILE = re.compile(r"^(dense|lexical|multilingual)-(\d+)(\.bin)?(\.tmp)?$")
 
 
 from kb.errors import KnowledgeBaseBusy, KnowledgeBaseError, KnowledgeBaseMissing  # noqa: E402,F401
@@ -120,6 +120,24 @@ class KnowledgeBase:
 
     def lexical_path(self, generation: int) -> Path:
         return self.path / f"lexical-{generation}"
+
+    def multilingual_path(self, generation: int) -> Path:
+        """The multilingual list's vector index (kb.embedders.multilingual) of a generation."""
+        return self.path / f"multilingual-{generation}.bin"
+
+    def load_multilingual(self, generation: int, live: int):
+        """The multilingual list's DenseIndex of a committed generation, or None when the generation has none (a
+        knowledge base last written by a kb before it: the next ingest that changes something builds it)."""
+        from kb.embedders.multilingual import DIM
+        from kb.store.dense import DenseIndex
+
+        path = self.multilingual_path(generation)
+        if generation == 0 or not path.is_file():
+            return None
+        try:
+            return DenseIndex.load(path, DIM, live)
+        except (FileNotFoundError, OSError):  # swept by a writer since: search without it
+            return None
 
     # ---- writing -------------------------------------------------------------------------------
     @contextmanager
@@ -235,9 +253,12 @@ class Writer:
         from kb.store.dense import DenseIndex
         from kb.store.lexical import LexicalIndex
 
+        from kb.embedders.multilingual import DIM as MULTI_DIM, MODEL_ID as MULTI_ID
+
         cat = self.catalog
         old_gen = self.generation
         new_gen = old_gen + 1
+        self._embed_multilingual(changes)
         with cat.transaction():
             # chunks tokenized by another version of kb's tokenizer are tokenized again, before this commit's own
             # chunks are added, and the BM25 index is rebuilt from them
@@ -264,7 +285,9 @@ class Writer:
                 cat.add_root(root)
             for root in changes.remove_roots:
                 cat.remove_root(root)
-            bump = bool(removed or added or changes.rebuild or retokenize)
+            # a generation written before the multilingual list existed gets it now, even with nothing else to do
+            upgrade = bool(old_gen) and not self.kb.multilingual_path(old_gen).exists()
+            bump = bool(removed or added or changes.rebuild or retokenize or upgrade)
             if bump:
                 live = cat.count_chunks()
                 dense = None
@@ -282,6 +305,20 @@ class Writer:
                 fs.step("indexes:start")
                 dense.save(self.kb.dense_path(new_gen))
                 fs.step("indexes:dense")
+                multi = None
+                if not changes.rebuild and old_gen and self.kb.multilingual_path(old_gen).exists():
+                    multi = DenseIndex.load(self.kb.multilingual_path(old_gen), MULTI_DIM,
+                                            live - len(added) + len(removed))
+                    if multi.needs_rebuild(len(removed)):
+                        multi = None
+                if multi is None:
+                    ids_hashes = cat.all_chunk_hashes()
+                    multi = DenseIndex.build(MULTI_DIM, [i for i, _ in ids_hashes],
+                                             self._cached(MULTI_ID, MULTI_DIM, [h for _, h in ids_hashes]))
+                else:
+                    multi.update(removed, added, self._cached(MULTI_ID, MULTI_DIM, added_hashes))
+                multi.save(self.kb.multilingual_path(new_gen))
+                fs.step("indexes:multilingual")
                 ids, tokens = cat.all_chunk_tokens()
                 LexicalIndex.build(ids, tokens).save(self.kb.lexical_path(new_gen))
                 fs.step("indexes:lexical")
@@ -290,8 +327,9 @@ class Writer:
                 cat.set_meta("embedding_spec", embedding.spec)
                 cat.set_meta("embedding_dim", str(embedding.dim))
                 cat.set_meta("chunker_version", str(chunker_version))
-                cat.drop_other_models_vectors(embedding.model_id)
+                cat.drop_other_models_vectors(embedding.model_id, MULTI_ID)
                 cat.drop_unreferenced_vectors(embedding.model_id)
+                cat.drop_unreferenced_vectors(MULTI_ID)
             cat.set_meta("last_ingest", str(time.time()))
         fs.step("commit:done")
         if bump:
@@ -316,12 +354,32 @@ class Writer:
             last = rows[-1][0]
 
     def _vectors(self, embedding: EmbeddingInfo, hashes: Sequence[str]):
+        return self._cached(embedding.model_id, embedding.dim, hashes)
+
+    def _cached(self, model_id: str, dim: int, hashes: Sequence[str]):
         import numpy as np
 
-        found = self.catalog.cached_vectors(embedding.model_id, hashes)
+        found = self.catalog.cached_vectors(model_id, hashes)
         missing = [h for h in hashes if h not in found]
         if missing:
-            raise KnowledgeBaseError(f"internal error: {len(missing)} chunks have no cached vector")
+            raise KnowledgeBaseError(f"internal error: {len(missing)} chunks have no cached {model_id} vector")
         if not hashes:
-            return np.zeros((0, embedding.dim), dtype=np.float32)
+            return np.zeros((0, dim), dtype=np.float32)
         return np.stack([np.frombuffer(found[h], dtype=np.float32) for h in hashes])
+
+    def _embed_multilingual(self, changes: Changes) -> None:
+        """Before the commit's transaction: the multilingual model's vectors of the chunks this commit adds, and of
+        every chunk already in the catalog that has none (a knowledge base written before the multilingual list
+        existed), into the embedding cache. Vectors of a commit that then fails stay in the cache, unreferenced,
+        until a later commit drops them."""
+        from kb.embedders.multilingual import MODEL_ID, multilingual_embedder
+
+        texts = {c.text_hash: c.index_text for u in changes.updates for c in (u.chunks or ())}
+        cached = self.catalog.cached_vectors(MODEL_ID, list(texts))
+        texts = {h: t for h, t in texts.items() if h not in cached}
+        texts.update(self.catalog.uncached_texts(MODEL_ID))
+        if not texts:
+            return
+        hashes = list(texts)
+        vectors = multilingual_embedder().embed_documents([texts[h] for h in hashes])
+        self.catalog.store_vectors(MODEL_ID, ((h, v.tobytes()) for h, v in zip(hashes, vectors)))
