@@ -48,6 +48,7 @@ def main() -> None:
     settings = load_settings(str(args.kb.resolve()), {})
     data = replace_queries(load_beir(dataset(args.dataset), "test"), args.queries)
     searcher = open_searcher(settings)
+    searcher.multilingual_languages = ("en", "zh")  # measured both ways, whatever the default
     cache = JsonCache(args.kb / f"translations-{args.queries.name}.json")
     translate = translator(settings)
     translations = {qid: cache.get(qid, lambda: translate(searcher, text)) for qid, text in data.queries.items()}

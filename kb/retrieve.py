@@ -41,13 +41,15 @@ CROSS_STANDOUT_DEPTH = 20
 AGREE = 3
 # A long question's need (kb.focus) gets a dense list of its own, of this RRF weight (0: none; bench/longdocs.py)
 FOCUS_WEIGHT = 1.0
-# A question in a language the corpus (nearly) lacks, below CROSS_SHARE of its chunks, gets one more dense list: the
-# multilingual model's (kb.embedders.multilingual), over the whole corpus, of this RRF weight (0: none). English
-# questions over CMRC's Chinese paragraphs, hybrid nDCG@10: 0.64 -> 0.78 with it, 0.79 -> 0.86 beside the LLM's
-# translation (`kb ask`, `kb search --translate`); 1 is plain RRF's weight, and 100 held-out questions put 0.5
-# and 1 level (docs/benchmarks.md). Not for a corpus in both languages: the e5 list over the other language does
-# that there, and sample_docs was not measured with it.
+# An English question over a corpus (nearly) without English, below CROSS_SHARE of its chunks, gets one more dense
+# list: the multilingual model's (kb.embedders.multilingual), over the whole corpus, of this RRF weight (0: none).
+# English questions over CMRC's Chinese paragraphs, hybrid nDCG@10: 0.64 -> 0.78 with it, 0.79 -> 0.86 beside the
+# LLM's translation (`kb ask`, `kb search --translate`); 1 is plain RRF's weight, and 94 held-out questions put 0.5
+# and 1 level. Not Chinese questions: over SciFact's English abstracts the list costs 0.03 (USE reads English
+# science poorly: 0.41 dense nDCG@10 on SciFact, e5 0.65). Not a corpus in both languages: e5's list over the
+# other language does that there, and sample_docs was not measured with it (docs/retrieval.md, bench/multilingual.py).
 MULTILINGUAL_WEIGHT = 1.0
+MULTILINGUAL_LANGUAGES = ("en",)  # the question languages that get it
 
 
 from kb.errors import QueryError  # noqa: E402,F401
@@ -184,6 +186,7 @@ class Searcher:
         self.cross_weight = CROSS_WEIGHT
         self.focus_weight = FOCUS_WEIGHT
         self.multilingual_weight = MULTILINGUAL_WEIGHT
+        self.multilingual_languages = MULTILINGUAL_LANGUAGES
         self._multilingual: list = []  # [DenseIndex | None], loaded on the first question that needs it
 
     @property
@@ -207,11 +210,13 @@ class Searcher:
         return other if self.language_mix().get(other, 0.0) >= CROSS_SHARE else None
 
     def multilingual(self, query: str) -> bool:
-        """Whether the query gets the multilingual list: its language is below CROSS_SHARE of the corpus, and the
-        knowledge base has the list's index."""
+        """Whether the query gets the multilingual list: its language is one of `multilingual_languages` and holds
+        less than CROSS_SHARE of the corpus, and the knowledge base has the list's index."""
         from kb.text import question_language
 
-        if not self.multilingual_weight or self.language_mix().get(question_language(query), 0.0) >= CROSS_SHARE:
+        language = question_language(query)
+        if (not self.multilingual_weight or language not in self.multilingual_languages
+                or self.language_mix().get(language, 0.0) >= CROSS_SHARE):
             return False
         if not self._multilingual:
             self._multilingual.append(self.kb.load_multilingual(self.generation, len(self.dense or ())))
@@ -263,8 +268,8 @@ class Searcher:
         queries embedded in one batch), `candidates` deep, within the documents `path_glob` matches. With
         `cross`, when part of the corpus is in the other language than the first query (`cross_language`), one
         more list: the first query's dense list over that language's chunks alone, weighted by how clearly its
-        best stands out (`standout`); and when the first query's language is one the corpus (nearly) lacks, its
-        multilingual model's list over the whole corpus (`multilingual`). In hybrid mode a long first query with a
+        best stands out (`standout`); and when the first query is in English and the corpus (nearly) lacks English,
+        the multilingual model's list over the whole corpus (`multilingual`). In hybrid mode a long first query with a
         focus (`kb.focus.focus`: its asking sentences without the instructions) gets one more dense list, of that
         focus."""
         from kb.focus import focus

