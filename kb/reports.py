@@ -23,8 +23,8 @@ class IngestProgress:
     """A rich progress bar on a terminal; a plain line every few seconds when stderr is piped. Used as a context
     manager whose value is the `on_progress` callback for kb.ingest."""
 
-    PHASES = {"scan": "scanning", "extract": "ingesting", "embed": "embedding", "commit": "committing",
-              "done": "done"}
+    PHASES = {"scan": "scanning", "extract": "ingesting", "embed": "embedding",
+              "multilingual": "multilingual index", "commit": "committing", "done": "done"}
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -68,6 +68,9 @@ class IngestProgress:
             self.last_plain = now
             err.print(f"{p.phase}: {p.files_done}/{p.files_total} files, {self.pages(p, ', ')}{p.chunks_done} chunks",
                       markup=False)
+        elif p.phase == "multilingual" and now - self.last_plain > 5:
+            self.last_plain = now
+            err.print(f"multilingual index: {p.chunks_done}/{p.chunks_total} chunks", markup=False)
 
     @staticmethod
     def pages(p, sep: str = " · ") -> str:

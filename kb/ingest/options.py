@@ -57,7 +57,7 @@ class IngestOptions:
 
 @dataclass
 class Progress:
-    phase: str  # "scan", "extract", "embed", "commit", "done"
+    phase: str  # "scan", "extract", "embed", "multilingual" (its chunks: the multilingual list's), "commit", "done"
     files_done: int = 0
     files_total: int = 0
     chunks_done: int = 0

@@ -65,8 +65,9 @@ def ingest(kb: KnowledgeBase, options: IngestOptions, embedding_spec: str, embed
         dim = processor.embedder.dim if processor.embedder is not None else int(cat.get_meta("embedding_dim") or 0)
         if dim == 0:  # nothing was ever embedded here, so there is no index to (re)build either
             changes.rebuild = False
-        report.generation = writer.commit(changes, EmbeddingInfo(model_id, embedding_spec, dim),
-                                          str(CHUNKER_VERSION))
+        report.generation = writer.commit(
+            changes, EmbeddingInfo(model_id, embedding_spec, dim), str(CHUNKER_VERSION),
+            on_multilingual=lambda done, total: emit(Progress("multilingual", files, files, done, total, **pages)))
     report.seconds = time.perf_counter() - started
     emit(Progress("done", files, files, report.chunks_total, report.chunks_total, **pages))
     return report

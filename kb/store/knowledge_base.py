@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from kb.document import Chunk  # noqa: F401  (the type DocumentUpdate.chunks holds)
 from kb.store.catalog import Catalog
@@ -33,6 +33,7 @@ def tokenizer_version(meta: Mapping[str, str]) -> str:
     return meta.get("tokenizer_version") or "1"
 
 
+MULTILINGUAL_BATCH = 256  # chunks embedded by the multilingual model between progress reports (`Writer.commit`)
 TOKENIZE_BATCH = 2000  # chunks tokenized again at a time (`Writer._tokenize_again`): memory stays bounded
 _GEN_FILE = re.compile(r"^(dense|lexical|multilingual)-(\d+)(\.bin)?(\.tmp)?$")
 
@@ -245,10 +246,12 @@ class Writer:
                 f"({embedding.dim}-d). Re-embed everything with `kb ingest --force --embedding-model "
                 f"{embedding.spec}`, or use the recorded model.")
 
-    def commit(self, changes: Changes, embedding: EmbeddingInfo, chunker_version: str) -> int:
+    def commit(self, changes: Changes, embedding: EmbeddingInfo, chunker_version: str,
+               on_multilingual: Callable[[int, int], None] | None = None) -> int:
         """Apply `changes` and publish a new generation atomically. Returns the committed generation.
 
-        Vectors of every new chunk must already be in the embedding cache (Writer.catalog.store_vectors).
+        Vectors of every new chunk must already be in the embedding cache (Writer.catalog.store_vectors); the
+        multilingual model's are computed here, `on_multilingual(done, total)` told of each batch.
         """
         from kb.store.dense import DenseIndex
         from kb.store.lexical import LexicalIndex
@@ -258,7 +261,7 @@ class Writer:
         cat = self.catalog
         old_gen = self.generation
         new_gen = old_gen + 1
-        self._embed_multilingual(changes)
+        self._embed_multilingual(changes, on_multilingual)
         with cat.transaction():
             # chunks tokenized by another version of kb's tokenizer are tokenized again, before this commit's own
             # chunks are added, and the BM25 index is rebuilt from them
@@ -367,7 +370,7 @@ class Writer:
             return np.zeros((0, dim), dtype=np.float32)
         return np.stack([np.frombuffer(found[h], dtype=np.float32) for h in hashes])
 
-    def _embed_multilingual(self, changes: Changes) -> None:
+    def _embed_multilingual(self, changes: Changes, on_batch: Callable[[int, int], None] | None = None) -> None:
         """Before the commit's transaction: the multilingual model's vectors of the chunks this commit adds, and of
         every chunk already in the catalog that has none (a knowledge base written before the multilingual list
         existed), into the embedding cache. Vectors of a commit that then fails stay in the cache, unreferenced,
@@ -380,6 +383,10 @@ class Writer:
         texts.update(self.catalog.uncached_texts(MODEL_ID))
         if not texts:
             return
-        hashes = list(texts)
-        vectors = multilingual_embedder().embed_documents([texts[h] for h in hashes])
-        self.catalog.store_vectors(MODEL_ID, ((h, v.tobytes()) for h, v in zip(hashes, vectors)))
+        hashes, model = list(texts), multilingual_embedder()
+        for start in range(0, len(hashes), MULTILINGUAL_BATCH):  # stored as they come: an interrupted run keeps them
+            part = hashes[start:start + MULTILINGUAL_BATCH]
+            vectors = model.embed_documents([texts[h] for h in part])
+            self.catalog.store_vectors(MODEL_ID, ((h, v.tobytes()) for h, v in zip(part, vectors)))
+            if on_batch:
+                on_batch(start + len(part), len(hashes))
