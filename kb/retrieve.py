@@ -218,9 +218,14 @@ class Searcher:
         if (not self.multilingual_weight or language not in self.multilingual_languages
                 or self.language_mix().get(language, 0.0) >= CROSS_SHARE):
             return False
+        return self.multilingual_index is not None
+
+    @property
+    def multilingual_index(self):
+        """The multilingual list's DenseIndex of this generation (None if it has none), loaded on first use."""
         if not self._multilingual:
             self._multilingual.append(self.kb.load_multilingual(self.generation, len(self.dense or ())))
-        return self._multilingual[0] is not None
+        return self._multilingual[0]
 
     def close(self) -> None:
         self._catalog.close()
@@ -263,13 +268,14 @@ class Searcher:
         return self.fuse(found, k=k, rerank=rerank, reserve=[translation] if translation else ())
 
     def candidates(self, queries: Sequence[str], mode: str = "hybrid", candidates: int | None = None,
-                   path_glob: str | None = None, cross: bool = True) -> Candidates:
+                   path_glob: str | None = None, cross: bool = True, multilingual: bool | None = None
+                   ) -> Candidates:
         """Each query's BM25 list (weighted by how many of its words the corpus has) and dense list (the
         queries embedded in one batch), `candidates` deep, within the documents `path_glob` matches. With
         `cross`, when part of the corpus is in the other language than the first query (`cross_language`), one
         more list: the first query's dense list over that language's chunks alone, weighted by how clearly its
-        best stands out (`standout`); and when the first query is in English and the corpus (nearly) lacks English,
-        the multilingual model's list over the whole corpus (`multilingual`). In hybrid mode a long first query with a
+        best stands out (`standout`). With `multilingual` (default: `cross`), when the first query is in English and
+        the corpus (nearly) lacks English, the multilingual model's list over the whole corpus (`multilingual()`). In hybrid mode a long first query with a
         focus (`kb.focus.focus`: its asking sentences without the instructions) gets one more dense list, of that
         focus."""
         from kb.focus import focus
@@ -328,12 +334,12 @@ class Searcher:
                     found.queries.append(QueryLists(queries[0], dense=hits, cross=True,
                                                     weight=standout([s for _, s in hits])))
             timings["dense"] = (time.perf_counter() - t) * 1000
-            if cross and mode == "hybrid" and self.multilingual(queries[0]):
+            if (cross if multilingual is None else multilingual) and mode == "hybrid" and self.multilingual(queries[0]):
                 from kb.embedders.multilingual import multilingual_embedder
 
                 t = time.perf_counter()
                 vector = multilingual_embedder().embed_queries([queries[0]])[0]
-                hits = self._multilingual[0].search(vector, depth, filter_fn=flt)
+                hits = self.multilingual_index.search(vector, depth, filter_fn=flt)
                 found.queries.append(QueryLists(queries[0], dense=hits, multilingual=True,
                                                 weight=self.multilingual_weight))
                 timings["multilingual"] = (time.perf_counter() - t) * 1000
@@ -373,6 +379,7 @@ class Searcher:
                     first_ranks[name] = {i: r for r, (i, _) in enumerate(hits, 1)}
                     list_scores[name] = [sc for _, sc in hits]
                 if lists_of_query.multilingual:  # another model's cosines: not comparable with e5's
+                    list_scores.setdefault("multilingual", [sc for _, sc in hits])
                     continue
                 for i, s in hits:
                     best[i] = max(best.get(i, floor), s)

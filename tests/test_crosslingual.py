@@ -89,6 +89,24 @@ def test_a_question_in_a_language_the_corpus_lacks_gets_the_multilingual_list(tm
     assert "multilingual" not in out["timings_ms"] and out["results"], out
 
 
+@pytest.mark.slow
+def test_ask_answers_an_english_question_over_chinese_documents_and_refuses_an_unrelated_one(tmp_path):
+    """Judged by e5's cosines, the weak-evidence gate refused both before the LLM ran (e5's cosines of English
+    questions to Chinese passages are as low for answerable questions as for unrelated ones); the multilingual
+    list's top cosine tells them apart (kb.answer.evidence.MULTILINGUAL_FLOOR)."""
+    docs = tmp_path / "notes"
+    docs.mkdir()
+    for name, text in CHINESE_NOTES.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    path = tmp_path / "kb"
+    assert kb("--kb", str(path), "ingest", str(docs)).returncode == 0
+    answer = json.loads(kb("--kb", str(path), "ask", "How often is the air inlet filter replaced?", "--json").stdout)
+    assert not answer["abstained"] and "500" in answer["answer"], answer
+    assert [Path(c["path"]).name for c in answer["citations"]] == ["filter.md"], answer["citations"]
+    off = json.loads(kb("--kb", str(path), "ask", "What is the capital of Australia?", "--json").stdout)
+    assert off["abstained"] and off["abstain_reason"] == "weak evidence", off
+
+
 def test_a_bilingual_corpus_gets_no_multilingual_list(sample):
     out = json.loads(kb("--kb", str(sample), "search", SENSOR_EN[0], "--json").stdout)
     assert "multilingual" not in out["timings_ms"] and out["results"], out

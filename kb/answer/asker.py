@@ -109,7 +109,7 @@ class Asker:
         # the cross-language dense list too only with `translate`: other-language sources weaken the grounding
         # check's word test, and off-topic questions got answered (docs/answering.md)
         own = self.searcher.candidates([question], mode="hybrid", path_glob=options.path_glob,
-                                       cross=options.translate)
+                                       cross=options.translate, multilingual=True)
         first = self.searcher.fuse(own, k=options.top_k, rerank=False)
         timings["retrieve"] = (time.perf_counter() - t) * 1000
         use_llm = not options.extractive and self._llm_factory is not None and bool(first.hits)
