@@ -69,13 +69,15 @@ def main() -> None:
             stated += is_stated
             refused_weak += a["abstain_reason"] == "weak evidence"
             print(f"# {label} {q['_id']} cited={is_cited} stated={is_stated} reason={a['abstain_reason']}"
+                  f" P(yes)={a['answerable']}"
                   f" | {q['text']} -> {a['answer'][:100]!r}", flush=True)
         refused = 0
         for text in unrelated:
             a = asker.ask(text, options).to_dict()
             refused += a["abstained"]
             if not a["abstained"]:
-                print(f"# {label} unrelated answered | {text} -> {a['answer'][:100]!r}", flush=True)
+                print(f"# {label} unrelated answered P(yes)={a['answerable']} | {text} -> {a['answer'][:100]!r}",
+                      flush=True)
         n = len(answerable)
         figure(f"{label}_cited", cited / n)
         figure(f"{label}_stated", stated / n)
