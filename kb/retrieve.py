@@ -274,10 +274,10 @@ class Searcher:
         queries embedded in one batch), `candidates` deep, within the documents `path_glob` matches. With
         `cross`, when part of the corpus is in the other language than the first query (`cross_language`), one
         more list: the first query's dense list over that language's chunks alone, weighted by how clearly its
-        best stands out (`standout`). With `multilingual` (default: `cross`), when the first query is in English and
-        the corpus (nearly) lacks English, the multilingual model's list over the whole corpus (`multilingual()`). In hybrid mode a long first query with a
-        focus (`kb.focus.focus`: its asking sentences without the instructions) gets one more dense list, of that
-        focus."""
+        best stands out (`standout`). With `multilingual` (default: `cross`), when the first query is in English
+        and the corpus (nearly) lacks English, the multilingual model's list over the whole corpus
+        (`multilingual()`). In hybrid mode a long first query with a focus (`kb.focus.focus`: its asking sentences
+        without the instructions) gets one more dense list, of that focus."""
         from kb.focus import focus
         from kb.text import tokenize
 
@@ -334,7 +334,8 @@ class Searcher:
                     found.queries.append(QueryLists(queries[0], dense=hits, cross=True,
                                                     weight=standout([s for _, s in hits])))
             timings["dense"] = (time.perf_counter() - t) * 1000
-            if (cross if multilingual is None else multilingual) and mode == "hybrid" and self.multilingual(queries[0]):
+            wanted = cross if multilingual is None else multilingual
+            if wanted and mode == "hybrid" and self.multilingual(queries[0]):
                 from kb.embedders.multilingual import multilingual_embedder
 
                 t = time.perf_counter()

@@ -63,16 +63,22 @@ CHINESE_NOTES = {
 }
 
 
-def test_a_question_in_a_language_the_corpus_lacks_gets_the_multilingual_list(tmp_path):
+@pytest.fixture(scope="module")
+def chinese_notes(tmp_path_factory):
+    """A knowledge base of CHINESE_NOTES alone."""
+    docs = tmp_path_factory.mktemp("notes")
+    for name, text in CHINESE_NOTES.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    path = docs.parent / (docs.name + "-kb")
+    assert kb("--kb", str(path), "ingest", str(docs)).returncode == 0
+    return path
+
+
+def test_a_question_in_a_language_the_corpus_lacks_gets_the_multilingual_list(chinese_notes, tmp_path):
     """An all-Chinese knowledge base asked in English: `kb search` adds the multilingual model's list
     (kb.embedders.multilingual, the real one) and the answering note comes first; asked in Chinese, or an English
     knowledge base asked in Chinese, or the bilingual sample_docs, there is no such list (its timing is absent)."""
-    docs = tmp_path / "notes"
-    docs.mkdir()
-    for name, text in CHINESE_NOTES.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    path = tmp_path / "kb"
-    assert kb("--kb", str(path), "ingest", str(docs)).returncode == 0
+    path = chinese_notes
     assert (path / "multilingual-1.bin").is_file()
     for question, name in (("Which company is the authorised dealer in East China?", "dealers.md"),
                            ("How often is the air inlet filter replaced?", "filter.md")):
@@ -81,25 +87,20 @@ def test_a_question_in_a_language_the_corpus_lacks_gets_the_multilingual_list(tm
     out = json.loads(kb("--kb", str(path), "search", "保修期多久？", "--json").stdout)
     assert "multilingual" not in out["timings_ms"] and Path(out["results"][0]["path"]).name == "warranty.md"
     # the other way round it is not used (over SciFact's English abstracts it cost Chinese claims 0.03 nDCG@10)
-    (docs / "en").mkdir()
-    (docs / "en" / "warranty.md").write_text("# Warranty\n\nThe QF-300 warranty lasts 27 months.\n", encoding="utf-8")
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "warranty.md").write_text("# Warranty\n\nThe QF-300 warranty lasts 27 months.\n")
     english = tmp_path / "kb-en"
-    assert kb("--kb", str(english), "ingest", str(docs / "en")).returncode == 0
+    assert kb("--kb", str(english), "ingest", str(tmp_path / "en")).returncode == 0
     out = json.loads(kb("--kb", str(english), "search", "保修期多久？", "--json").stdout)
     assert "multilingual" not in out["timings_ms"] and out["results"], out
 
 
 @pytest.mark.slow
-def test_ask_answers_an_english_question_over_chinese_documents_and_refuses_an_unrelated_one(tmp_path):
+def test_ask_answers_an_english_question_over_chinese_documents_and_refuses_an_unrelated_one(chinese_notes):
     """Judged by e5's cosines, the weak-evidence gate refused both before the LLM ran (e5's cosines of English
     questions to Chinese passages are as low for answerable questions as for unrelated ones); the multilingual
     list's top cosine tells them apart (kb.answer.evidence.MULTILINGUAL_FLOOR)."""
-    docs = tmp_path / "notes"
-    docs.mkdir()
-    for name, text in CHINESE_NOTES.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    path = tmp_path / "kb"
-    assert kb("--kb", str(path), "ingest", str(docs)).returncode == 0
+    path = chinese_notes
     answer = json.loads(kb("--kb", str(path), "ask", "How often is the air inlet filter replaced?", "--json").stdout)
     assert not answer["abstained"] and "500" in answer["answer"], answer
     assert [Path(c["path"]).name for c in answer["citations"]] == ["filter.md"], answer["citations"]

@@ -185,7 +185,8 @@ def test_each_generation_has_the_multilingual_index_of_every_chunk(tmp_path):
     """The commit embeds its new chunks with the multilingual model (kb.embedders.multilingual, the real one), keeps
     those vectors beside the main model's, and writes their index with the generation's other files."""
     kb = KnowledgeBase(tmp_path / "kb")
-    _commit(kb, {"/a.txt": ["the warranty lasts 27 months", "clean the filter weekly"], "/b.txt": ["保修期为27个月"]})
+    _commit(kb, {"/a.txt": ["the warranty lasts 27 months", "clean the filter weekly"],
+                 "/b.txt": ["保修期为27个月"]})
     index = kb.load_multilingual(1, 3)
     assert index is not None and index.stored == 3 and _multilingual_rows(kb) == 3
     from kb.embedders.multilingual import multilingual_embedder

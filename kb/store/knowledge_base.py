@@ -128,7 +128,7 @@ class KnowledgeBase:
 
     def load_multilingual(self, generation: int, live: int):
         """The multilingual list's DenseIndex of a committed generation, or None when the generation has none (a
-        knowledge base last written by a kb before it: the next ingest that changes something builds it)."""
+        knowledge base last written by a kb before it: the next commit builds it, even one with nothing to change)."""
         from kb.embedders.multilingual import DIM
         from kb.store.dense import DenseIndex
 
@@ -253,10 +253,9 @@ class Writer:
         Vectors of every new chunk must already be in the embedding cache (Writer.catalog.store_vectors); the
         multilingual model's are computed here, `on_multilingual(done, total)` told of each batch.
         """
+        from kb.embedders.multilingual import DIM as MULTI_DIM, MODEL_ID as MULTI_ID
         from kb.store.dense import DenseIndex
         from kb.store.lexical import LexicalIndex
-
-        from kb.embedders.multilingual import DIM as MULTI_DIM, MODEL_ID as MULTI_ID
 
         cat = self.catalog
         old_gen = self.generation
@@ -292,35 +291,28 @@ class Writer:
             upgrade = bool(old_gen) and not self.kb.multilingual_path(old_gen).exists()
             bump = bool(removed or added or changes.rebuild or retokenize or upgrade)
             if bump:
-                live = cat.count_chunks()
-                dense = None
-                if not changes.rebuild and old_gen and self.kb.dense_path(old_gen).exists():
-                    dense = DenseIndex.load(self.kb.dense_path(old_gen), embedding.dim,
-                                            live - len(added) + len(removed))
-                    if dense.needs_rebuild(len(removed)):
-                        dense = None
-                if dense is None:
-                    ids_hashes = cat.all_chunk_hashes()
-                    vectors = self._vectors(embedding, [h for _, h in ids_hashes])
-                    dense = DenseIndex.build(embedding.dim, [i for i, _ in ids_hashes], vectors)
-                else:
-                    dense.update(removed, added, self._vectors(embedding, added_hashes))
+                live_before = cat.count_chunks() - len(added) + len(removed)
+
+                def index_of(old_path: Path, model_id: str, dim: int) -> "DenseIndex":
+                    """The old generation's index with this commit's removals and additions, or built anew."""
+                    index = None
+                    if not changes.rebuild and old_gen and old_path.exists():
+                        index = DenseIndex.load(old_path, dim, live_before)
+                        if index.needs_rebuild(len(removed)):
+                            index = None
+                    if index is None:
+                        ids_hashes = cat.all_chunk_hashes()
+                        return DenseIndex.build(dim, [i for i, _ in ids_hashes],
+                                                self._cached(model_id, dim, [h for _, h in ids_hashes]))
+                    index.update(removed, added, self._cached(model_id, dim, added_hashes))
+                    return index
+
+                dense = index_of(self.kb.dense_path(old_gen), embedding.model_id, embedding.dim)
                 fs.step("indexes:start")
                 dense.save(self.kb.dense_path(new_gen))
                 fs.step("indexes:dense")
-                multi = None
-                if not changes.rebuild and old_gen and self.kb.multilingual_path(old_gen).exists():
-                    multi = DenseIndex.load(self.kb.multilingual_path(old_gen), MULTI_DIM,
-                                            live - len(added) + len(removed))
-                    if multi.needs_rebuild(len(removed)):
-                        multi = None
-                if multi is None:
-                    ids_hashes = cat.all_chunk_hashes()
-                    multi = DenseIndex.build(MULTI_DIM, [i for i, _ in ids_hashes],
-                                             self._cached(MULTI_ID, MULTI_DIM, [h for _, h in ids_hashes]))
-                else:
-                    multi.update(removed, added, self._cached(MULTI_ID, MULTI_DIM, added_hashes))
-                multi.save(self.kb.multilingual_path(new_gen))
+                multilingual = index_of(self.kb.multilingual_path(old_gen), MULTI_ID, MULTI_DIM)
+                multilingual.save(self.kb.multilingual_path(new_gen))
                 fs.step("indexes:multilingual")
                 ids, tokens = cat.all_chunk_tokens()
                 LexicalIndex.build(ids, tokens).save(self.kb.lexical_path(new_gen))
@@ -355,9 +347,6 @@ class Writer:
                 tokens.append((chunk_id, chunk_tokens(text, names[path])))
             self.catalog.set_chunk_tokens(tokens)
             last = rows[-1][0]
-
-    def _vectors(self, embedding: EmbeddingInfo, hashes: Sequence[str]):
-        return self._cached(embedding.model_id, embedding.dim, hashes)
 
     def _cached(self, model_id: str, dim: int, hashes: Sequence[str]):
         import numpy as np
