@@ -31,6 +31,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kb", required=True, type=Path)
     ap.add_argument("--offtopic", type=int, default=20, help="SciFact claims and calibration questions, each")
+    ap.add_argument("--queries", type=Path, default=REPO / "bench" / "crosslingual" / "cmrc2018-dev.en.queries.jsonl",
+                    help="English questions with CMRC dev query ids (default: the 30 hand-written ones)")
+    ap.add_argument("--after-only", action="store_true", help="only the defaults (skip the run with the list off)")
     args = ap.parse_args()
 
     from kb.answer import Asker, AskOptions
@@ -42,7 +45,7 @@ def main() -> None:
     cmrc = dataset("cmrc2018-dev")
     qrels = load_beir(cmrc, "test").qrels
     gold = {r["id"]: r["answers"] for r in read_jsonl(cmrc / "qa.jsonl")}
-    answerable = read_jsonl(REPO / "bench" / "crosslingual" / "cmrc2018-dev.en.queries.jsonl")
+    answerable = [q for q in read_jsonl(args.queries) if q.get("text")]
     claims = [r["text"] for r in read_jsonl(dataset("scifact") / "queries.jsonl")]
     random.Random(0).shuffle(claims)
     unrelated = claims[:args.offtopic] + [r["question"] for r in
@@ -53,7 +56,8 @@ def main() -> None:
     llm = load_llm(settings)
     asker = Asker(searcher, lambda: llm)
     options = AskOptions.from_settings(settings)
-    for label, weight in (("before", 0.0), ("after", MULTILINGUAL_WEIGHT)):
+    runs = (("before", 0.0), ("after", MULTILINGUAL_WEIGHT))
+    for label, weight in runs[1:] if args.after_only else runs:
         searcher.multilingual_weight = weight
         cited = stated = refused_weak = 0
         seconds = []
@@ -82,7 +86,8 @@ def main() -> None:
         figure(f"{label}_cited", cited / n)
         figure(f"{label}_stated", stated / n)
         figure(f"{label}_refused_weak_evidence", refused_weak / n)
-        figure(f"{label}_unrelated_refused", refused / len(unrelated))
+        if unrelated:
+            figure(f"{label}_unrelated_refused", refused / len(unrelated))
         figure(f"{label}_p50_answer", statistics.median(seconds), "s")
     searcher.close()
 
