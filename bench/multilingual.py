@@ -14,7 +14,6 @@ needs no LLM). Weights tried: 0 (off), 0.5, 1 (the default, kb.retrieve.MULTILIN
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import time
@@ -22,15 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import JsonCache, dataset, figure  # noqa: E402
+from both_languages import bootstrap  # noqa: E402  (paired bootstrap 95% interval of a difference)
 
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0)
 DEPTH = 100
-
-
-def bootstrap(diffs: list[float], resamples: int = 2000, seed: int = 12) -> tuple[float, float]:
-    rng = random.Random(seed)
-    means = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(resamples))
-    return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
 
 
 def main() -> None:
@@ -68,11 +62,9 @@ def main() -> None:
                 scores.setdefault(name, {})[qid] = ndcg_at_k(run, data.qrels[qid], 10)
     figure("questions", len(data.queries))
     for name, per in scores.items():
-        base = scores["w0+translate" if name.endswith("+translate") else "w0"]
-        diffs = [per[q] - base[q] for q in per]
-        low, high = bootstrap(diffs)
+        mean, low, high = bootstrap(scores["w0+translate" if name.endswith("+translate") else "w0"], per, 2000)
         figure(f"ndcg10_{name}", statistics.fmean(per.values()))
-        print(f"  vs the list off: {statistics.fmean(diffs):+.4f} [{low:+.4f}, {high:+.4f}]", flush=True)
+        print(f"  vs the list off: {mean:+.4f} [{low:+.4f}, {high:+.4f}]", flush=True)
     figure("multilingual_list_p50", statistics.median(list_ms), "ms")
 
     # ingest cost: the multilingual model against the knowledge base's own, the same chunks, one after the other

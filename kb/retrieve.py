@@ -11,6 +11,7 @@ searching the question again.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import time
 from dataclasses import dataclass, field, fields
 from typing import Callable, Collection, Sequence
@@ -187,7 +188,6 @@ class Searcher:
         self.focus_weight = FOCUS_WEIGHT
         self.multilingual_weight = MULTILINGUAL_WEIGHT
         self.multilingual_languages = MULTILINGUAL_LANGUAGES
-        self._multilingual: list = []  # [DenseIndex | None], loaded on the first question that needs it
 
     @property
     def languages(self) -> dict[str, set[int]]:
@@ -220,12 +220,10 @@ class Searcher:
             return False
         return self.multilingual_index is not None
 
-    @property
+    @functools.cached_property
     def multilingual_index(self):
         """The multilingual list's DenseIndex of this generation (None if it has none), loaded on first use."""
-        if not self._multilingual:
-            self._multilingual.append(self.kb.load_multilingual(self.generation, len(self.dense or ())))
-        return self._multilingual[0]
+        return self.kb.load_multilingual(self.generation, len(self.dense or ()))
 
     def close(self) -> None:
         self._catalog.close()
