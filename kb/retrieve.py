@@ -211,12 +211,15 @@ class Searcher:
 
     def multilingual(self, query: str) -> bool:
         """Whether the query gets the multilingual list: its language is one of `multilingual_languages` and holds
-        less than CROSS_SHARE of the corpus, and the knowledge base has the list's index."""
+        less than CROSS_SHARE of the corpus, the knowledge base has the list's index, and its dense model is
+        another one (with `embedding_model = use` the list would repeat the dense list)."""
+        from kb.embedders.multilingual import MODEL_ID
         from kb.text import question_language
 
         language = question_language(query)
         if (not self.multilingual_weight or language not in self.multilingual_languages
-                or self.language_mix().get(language, 0.0) >= CROSS_SHARE):
+                or self.language_mix().get(language, 0.0) >= CROSS_SHARE
+                or self._catalog.get_meta("embedding_model") == MODEL_ID):
             return False
         return self.multilingual_index is not None
 

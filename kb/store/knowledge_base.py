@@ -240,11 +240,12 @@ class Writer:
     def check_model(self, embedding: EmbeddingInfo) -> None:
         recorded = self.catalog.get_meta("embedding_model")
         if recorded and self.catalog.count_chunks() and recorded != embedding.model_id:
+            dim = f" ({embedding.dim}-d)" if embedding.dim else ""  # 0: not loaded yet, so not known
             raise KnowledgeBaseError(
                 f"this knowledge base was embedded with {recorded} "
-                f"({self.catalog.get_meta('embedding_dim')}-d); the configured model is {embedding.model_id} "
-                f"({embedding.dim}-d). Re-embed everything with `kb ingest --force --embedding-model "
-                f"{embedding.spec}`, or use the recorded model.")
+                f"({self.catalog.get_meta('embedding_dim')}-d); the configured model is {embedding.model_id}{dim}. "
+                f"Re-embed everything with `kb ingest --force --embedding-model {embedding.spec}`, or use the "
+                f"recorded model.")
 
     def commit(self, changes: Changes, embedding: EmbeddingInfo, chunker_version: str,
                on_multilingual: Callable[[int, int], None] | None = None) -> int:
