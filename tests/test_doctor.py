@@ -187,11 +187,13 @@ def test_reranker(tmp_path):
 def test_packages(monkeypatch):
     real = doctor.package_version
     assert doctor.check_packages()[0].status == "ok"
-    monkeypatch.setattr(doctor, "package_version", lambda name: None if name in ("torch", "onnxruntime") else real(name))
+    gone = ("torch", "onnxruntime", "llama-cpp-python")
+    monkeypatch.setattr(doctor, "package_version", lambda name: None if name in gone else real(name))
     required, optional = doctor.check_packages()
-    assert required.status == "error" and "missing: torch" in required.detail and "pip install torch" in required.fix
-    assert optional.status == "warning" and "onnxruntime not installed (needed by the use embedder)" in optional.detail
-    assert optional.fix == "pip install onnxruntime"
+    assert required.status == "error" and "missing: torch, onnxruntime" in required.detail
+    assert "pip install torch onnxruntime" in required.fix
+    assert optional.status == "warning" and "llama-cpp-python not installed (needed by kb ask" in optional.detail
+    assert optional.fix == "pip install llama-cpp-python"
 
 
 def test_llm_without_kb_llm_is_a_warning(tmp_path, monkeypatch):
