@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from kb.store import KnowledgeBase, tokenizer_version
+from kb.store import KnowledgeBase, keeps_multilingual, tokenizer_version
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 _RANK = {OK: 0, WARNING: 1, ERROR: 2}
@@ -290,6 +290,11 @@ def check_catalog(kb: KnowledgeBase) -> Check:
     return Check(name, OK, f"{kb.path / 'catalog.sqlite'}: quick_check ok, schema {schema}")
 
 
+def _english_share(meta: dict) -> str:
+    languages = meta.get("languages") or {}
+    return f"{languages.get('en', 0) / max(1, sum(languages.values())):.0%}"
+
+
 def check_indexes(kb: KnowledgeBase, meta: dict) -> Check:
     """The current generation's dense and lexical files exist, load, and hold exactly the catalog's chunks."""
     name = "indexes"
@@ -338,6 +343,10 @@ def check_indexes(kb: KnowledgeBase, meta: dict) -> Check:
         multilingual = dense_live_ids(path, DIM) if path.exists() else None
     except Exception as e:
         return Check(name, ERROR, f"generation {gen}: {path.name} does not load ({e})", REPAIR)
+    if multilingual is None and not keeps_multilingual(meta.get("languages") or {}):
+        return Check(name, OK, f"generation {gen}: {counts} (no multilingual index: the corpus is "
+                               f"{_english_share(meta)} English, and the list serves English questions over a corpus "
+                               f"without English)")
     if multilingual is None:
         return Check(name, WARNING, f"generation {gen}: {counts}; no multilingual index (written by an older kb): "
                                     f"English questions over Chinese documents are searched without it until the "

@@ -41,7 +41,9 @@ def _generation(kb):
 def test_a_healthy_knowledge_base(small_kb):
     checks = _by_name(doctor.check_knowledge_base(small_kb))
     assert [c.status for c in checks.values()] == ["ok", "ok", "ok", "warning"]
-    assert checks["indexes"].detail == "generation 1: catalog 3 chunks, dense 3, BM25 3, multilingual 3"
+    assert checks["indexes"].detail == ("generation 1: catalog 3 chunks, dense 3, BM25 3 (no multilingual index: the "
+                                        "corpus is 100% English, and the list serves English questions over a corpus "
+                                        "without English)")
     assert checks["failed documents"].detail == "1 document could not be ingested"
     assert checks["failed documents"].fix.startswith("kb list")
 
@@ -62,13 +64,14 @@ def test_a_missing_index_file_is_an_error_that_repair_fixes(small_kb, victim):
     assert _by_name(doctor.check_knowledge_base(small_kb))["indexes"].status == "ok"
 
 
-def test_a_generation_without_the_multilingual_index_is_a_warning_that_repair_fixes(small_kb):
-    """A knowledge base written by a kb before the multilingual list: searchable, and said so."""
-    small_kb.multilingual_path(_generation(small_kb)).unlink()
-    check = _by_name(doctor.check_knowledge_base(small_kb))["indexes"]
+def test_a_generation_without_the_multilingual_index_is_a_warning_that_repair_fixes(tmp_path):
+    """A Chinese knowledge base written by a kb before the multilingual list: searchable, and said so."""
+    kb, _, _ = fake_kb(tmp_path, {"a.md": "# 一\n\n第一条笔记提到斑马。\n", "b.md": "# 二\n\n第二条笔记提到长颈鹿。\n"})
+    kb.multilingual_path(_generation(kb)).unlink()
+    check = _by_name(doctor.check_knowledge_base(kb))["indexes"]
     assert check.status == "warning" and "no multilingual index" in check.detail and check.fix == "kb repair"
-    repair(small_kb)
-    assert _by_name(doctor.check_knowledge_base(small_kb))["indexes"].detail.endswith("multilingual 3")
+    repair(kb)
+    assert _by_name(doctor.check_knowledge_base(kb))["indexes"].detail.endswith("multilingual 2")
 
 
 def test_an_unreadable_dense_file_is_an_error(small_kb):
@@ -86,7 +89,8 @@ def test_counts_that_disagree_are_an_error(small_kb):
     assert check.status == "error" and "catalog 2 chunks, dense 3, BM25 3" in check.detail
     assert check.fix == "kb repair"
     repair(small_kb)
-    assert _by_name(doctor.check_knowledge_base(small_kb))["indexes"].detail.endswith("catalog 2 chunks, dense 2, BM25 2, multilingual 2")
+    check = _by_name(doctor.check_knowledge_base(small_kb))["indexes"]
+    assert check.status == "ok" and "catalog 2 chunks, dense 2, BM25 2 (" in check.detail
 
 
 def test_deleted_marks_in_the_dense_index_are_not_counted(tmp_path, small_kb):

@@ -45,13 +45,14 @@ def _ingest(kb, docs):
 
 @pytest.fixture
 def base(tmp_path):
-    """A knowledge base at generation 1 holding a.txt, and b.txt added to the folder since."""
+    """A knowledge base at generation 1 holding a.txt, and b.txt added to the folder since. In Chinese, so every
+    generation has the multilingual index (English ones have none: kb.store.keeps_multilingual)."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "a.txt").write_text("Alpha: the alpha reactor runs at 42 degrees.\n")
+    (docs / "a.txt").write_text("甲：甲号反应器在 42 度下运行。\n", encoding="utf-8")
     kb = KnowledgeBase(tmp_path / "kb")
     assert _ingest(kb, docs).generation == 1
-    (docs / "b.txt").write_text("Bravo: the bravo pump moves 3 litres a minute.\n")
+    (docs / "b.txt").write_text("乙：乙号泵每分钟输送 3 升。\n", encoding="utf-8")
     return kb, docs
 
 

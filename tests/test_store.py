@@ -182,11 +182,12 @@ def _multilingual_rows(kb: KnowledgeBase) -> int:
 
 
 def test_each_generation_has_the_multilingual_index_of_every_chunk(tmp_path):
-    """The commit embeds its new chunks with the multilingual model (kb.embedders.multilingual, the real one), keeps
-    those vectors beside the main model's, and writes their index with the generation's other files."""
+    """Over a corpus without English, the commit embeds its new chunks with the multilingual model
+    (kb.embedders.multilingual, the real one), keeps those vectors beside the main model's, and writes their index
+    with the generation's other files."""
     kb = KnowledgeBase(tmp_path / "kb")
-    _commit(kb, {"/a.txt": ["the warranty lasts 27 months", "clean the filter weekly"],
-                 "/b.txt": ["保修期为27个月"]})
+    _commit(kb, {"/a.txt": ["保修期为自发货之日起27个月", "每周清洁一次进气滤网"],
+                 "/b.txt": ["华东地区的授权经销商是上海澜舟科技"]})
     index = kb.load_multilingual(1, 3)
     assert index is not None and index.stored == 3 and _multilingual_rows(kb) == 3
     from kb.embedders.multilingual import multilingual_embedder
@@ -195,10 +196,32 @@ def test_each_generation_has_the_multilingual_index_of_every_chunk(tmp_path):
     cat = kb.catalog(readonly=True)
     texts = {i: r.text for i, r in cat.chunks_by_ids([i for i, _ in hits]).items()}
     cat.close()
-    assert texts[hits[-1][0]] == "clean the filter weekly", [(texts[i], s) for i, s in hits]
+    assert texts[hits[0][0]] == "保修期为自发货之日起27个月", [(texts[i], s) for i, s in hits]
     gen = _commit(kb, {}, remove=[2])  # /b.txt's document id
     index = kb.load_multilingual(gen, 2)
     assert len(index) == 2 and _multilingual_rows(kb) == 2  # its vector dropped with its chunk
+
+
+def test_the_multilingual_index_follows_the_share_of_english(tmp_path):
+    """The list serves English questions over a corpus (nearly) without English, so a corpus with English at
+    MULTILINGUAL_INDEX_SHARE or more has no index and the multilingual model embeds nothing; when Chinese documents
+    bring English under it, the commit embeds every chunk, English ones included; back above, the index and its
+    vectors go."""
+    from kb.store.knowledge_base import MULTILINGUAL_INDEX_SHARE, keeps_multilingual
+
+    from kb.retrieve import CROSS_SHARE
+
+    assert MULTILINGUAL_INDEX_SHARE >= CROSS_SHARE  # the index is there whenever search wants the list
+    assert keeps_multilingual({}) and keeps_multilingual({"zh": 9, "en": 1}) and not keeps_multilingual({"en": 1})
+    kb = KnowledgeBase(tmp_path / "kb")
+    _commit(kb, {"/en.txt": ["the warranty lasts 27 months", "clean the filter weekly"]})
+    assert kb.load_multilingual(1, 2) is None and _multilingual_rows(kb) == 0
+    zh = {f"/zh{i}.txt": [f"第{i}条：设备每运行{i}百小时检查一次"] for i in range(9)}
+    gen = _commit(kb, zh)  # English 2 of 11 chunks: under the share
+    assert len(kb.load_multilingual(gen, 11)) == 11 and _multilingual_rows(kb) == 11
+    gen = _commit(kb, {}, remove=list(range(2, 9)))  # seven Chinese documents go: English 2 of 4
+    assert kb.load_multilingual(gen, 4) is None and _multilingual_rows(kb) == 0
+    assert not kb.multilingual_path(gen).exists()
 
 
 def test_a_generation_without_the_multilingual_index_gets_it_at_the_next_commit(tmp_path):
@@ -207,7 +230,7 @@ def test_a_generation_without_the_multilingual_index_gets_it_at_the_next_commit(
     from kb.embedders.multilingual import MODEL_ID
 
     kb = KnowledgeBase(tmp_path / "kb")
-    _commit(kb, {"/a.txt": ["alpha beta", "gamma delta"]})
+    _commit(kb, {"/a.txt": ["保修期为27个月", "每周清洁滤网"]})
     kb.multilingual_path(1).unlink()
     with kb.writer() as w:
         w.catalog.conn.execute("DELETE FROM vectors WHERE model_id=?", (MODEL_ID,))

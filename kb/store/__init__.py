@@ -8,5 +8,6 @@ from kb.store.knowledge_base import (  # noqa: F401
     KnowledgeBaseBusy,
     KnowledgeBaseError,
     KnowledgeBaseMissing,
+    keeps_multilingual,
     tokenizer_version,
 )

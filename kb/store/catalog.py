@@ -268,18 +268,35 @@ class Catalog:
             out.setdefault(code or text_language(text or ""), []).append(chunk_id)
         return out
 
+    def language_counts(self, except_docs: Iterable[int] = ()) -> dict[str, int]:
+        """How many chunks are in each language ("en" / "zh"), leaving out the chunks of `except_docs`."""
+        from collections import Counter
+
+        from kb.text import text_language
+
+        skip = set(except_docs)
+        lang = self.column_or("c", "chunks", "lang", "NULL")
+        counts: Counter[str] = Counter()
+        for doc_id, code, text, n in self.conn.execute(
+                f"SELECT c.doc_id, {lang}, CASE WHEN {lang} IS NULL THEN c.index_text END, COUNT(*) FROM chunks c "
+                f"GROUP BY c.doc_id, {lang}, CASE WHEN {lang} IS NULL THEN c.id END"):
+            if doc_id not in skip:
+                counts[code or text_language(text or "")] += n
+        return dict(counts)
+
     def chunk_ids(self) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM chunks ORDER BY id")]
 
     def snapshot(self) -> dict:
-        """meta, plus the chunk count, the failed documents' count and every chunk id, read in one snapshot (a
-        writer committing meanwhile cannot make them disagree)."""
+        """meta, plus the chunk count, the failed documents' count, every chunk id and the chunks per language, read
+        in one snapshot (a writer committing meanwhile cannot make them disagree)."""
         self.conn.execute("BEGIN")
         try:
             meta: dict = self.meta()
             meta["chunks"] = self.count_chunks()
             meta["failed"] = self.count_documents("failed")
             meta["chunk_ids"] = self.chunk_ids()
+            meta["languages"] = self.language_counts()
         finally:
             self.conn.execute("COMMIT")
         return meta

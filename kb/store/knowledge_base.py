@@ -34,6 +34,18 @@ def tokenizer_version(meta: Mapping[str, str]) -> str:
 
 
 MULTILINGUAL_BATCH = 256  # chunks embedded by the multilingual model between progress reports (`Writer.commit`)
+# A generation has the multilingual index while English is under this share of its chunks. Search uses the list for
+# English questions under kb.retrieve.CROSS_SHARE (0.1), so the index is there whenever it is wanted; the margin
+# keeps a corpus near that line from dropping and re-embedding it at every ingest. Above it (English folders, most
+# bilingual ones) the multilingual model embeds nothing: their ingest is as fast as before the list
+# (docs/benchmarks.md).
+MULTILINGUAL_INDEX_SHARE = 0.2
+
+
+def keeps_multilingual(language_counts: Mapping[str, int]) -> bool:
+    """Whether a generation with these chunks per language ("en", "zh") has the multilingual index."""
+    total = sum(language_counts.values())
+    return language_counts.get("en", 0) < MULTILINGUAL_INDEX_SHARE * total or not total
 TOKENIZE_BATCH = 2000  # chunks tokenized again at a time (`Writer._tokenize_again`): memory stays bounded
 _GEN_FILE = re.compile(r"^(dense|lexical|multilingual)-(\d+)(\.bin)?(\.tmp)?$")
 
@@ -261,7 +273,9 @@ class Writer:
         cat = self.catalog
         old_gen = self.generation
         new_gen = old_gen + 1
-        self._embed_multilingual(changes, on_multilingual)
+        keep_multilingual = keeps_multilingual(self._languages_after(changes))
+        if keep_multilingual:
+            self._embed_multilingual(changes, on_multilingual)
         with cat.transaction():
             # chunks tokenized by another version of kb's tokenizer are tokenized again, before this commit's own
             # chunks are added, and the BM25 index is rebuilt from them
@@ -289,7 +303,7 @@ class Writer:
             for root in changes.remove_roots:
                 cat.remove_root(root)
             # a generation written before the multilingual list existed gets it now, even with nothing else to do
-            upgrade = bool(old_gen) and not self.kb.multilingual_path(old_gen).exists()
+            upgrade = bool(old_gen) and keep_multilingual and not self.kb.multilingual_path(old_gen).exists()
             bump = bool(removed or added or changes.rebuild or retokenize or upgrade)
             if bump:
                 live_before = cat.count_chunks() - len(added) + len(removed)
@@ -312,9 +326,10 @@ class Writer:
                 fs.step("indexes:start")
                 dense.save(self.kb.dense_path(new_gen))
                 fs.step("indexes:dense")
-                multilingual = index_of(self.kb.multilingual_path(old_gen), MULTI_ID, MULTI_DIM)
-                multilingual.save(self.kb.multilingual_path(new_gen))
-                fs.step("indexes:multilingual")
+                if keep_multilingual:
+                    multilingual = index_of(self.kb.multilingual_path(old_gen), MULTI_ID, MULTI_DIM)
+                    multilingual.save(self.kb.multilingual_path(new_gen))
+                    fs.step("indexes:multilingual")
                 ids, tokens = cat.all_chunk_tokens()
                 LexicalIndex.build(ids, tokens).save(self.kb.lexical_path(new_gen))
                 fs.step("indexes:lexical")
@@ -323,7 +338,8 @@ class Writer:
                 cat.set_meta("embedding_spec", embedding.spec)
                 cat.set_meta("embedding_dim", str(embedding.dim))
                 cat.set_meta("chunker_version", str(chunker_version))
-                cat.drop_other_models_vectors(embedding.model_id, MULTI_ID)
+                # without the index, the multilingual model's vectors go too (re-embedded if the mix comes back)
+                cat.drop_other_models_vectors(embedding.model_id, *([MULTI_ID] if keep_multilingual else []))
                 cat.drop_unreferenced_vectors(embedding.model_id)
                 cat.drop_unreferenced_vectors(MULTI_ID)
             cat.set_meta("last_ingest", str(time.time()))
@@ -359,6 +375,24 @@ class Writer:
         if not hashes:
             return np.zeros((0, dim), dtype=np.float32)
         return np.stack([np.frombuffer(found[h], dtype=np.float32) for h in hashes])
+
+    def _languages_after(self, changes: Changes) -> dict[str, int]:
+        """The chunks per language the catalog will hold once `changes` are applied: those of the documents they
+        leave alone, and theirs."""
+        from kb.text import text_language
+
+        cat = self.catalog
+        replaced = set(changes.remove_doc_ids)
+        for u in changes.updates:
+            row = cat.document_by_path(u.path) if (u.chunks is not None or u.status != "ok") else None
+            if row is not None:
+                replaced.add(row.id)
+        counts = cat.language_counts(except_docs=replaced)
+        for u in changes.updates:
+            for c in u.chunks or ():
+                lang = c.lang or text_language(c.index_text)
+                counts[lang] = counts.get(lang, 0) + 1
+        return counts
 
     def _embed_multilingual(self, changes: Changes, on_batch: Callable[[int, int], None] | None = None) -> None:
         """Before the commit's transaction: the multilingual model's vectors of the chunks this commit adds, and of
