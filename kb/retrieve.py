@@ -482,8 +482,7 @@ def open_searcher(settings) -> Searcher:
         vectors would be searched against vectors they cannot be compared with)."""
         loaded = load_embedder(spec, device=settings.device, allow_network=settings.allow_network,
                                precision=settings.embed_precision, cache_dir=str(models_dir(settings)))
-        check_model({k: v for k, v in (("embedding_model", kb.recorded("embedding_model")),
-                                       ("embedding_dim", kb.recorded("embedding_dim"))) if v},
+        check_model({key: kb.recorded(key) or "" for key in ("embedding_model", "embedding_dim")},
                     EmbeddingInfo(loaded.model_id, spec, loaded.dim))
         return loaded
 

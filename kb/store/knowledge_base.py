@@ -34,6 +34,8 @@ def tokenizer_version(meta: Mapping[str, str]) -> str:
 
 
 MULTILINGUAL_BATCH = 256  # chunks embedded by the multilingual model between progress reports (`Writer.commit`)
+TOKENIZE_BATCH = 2000  # chunks tokenized again at a time (`Writer._tokenize_again`): memory stays bounded
+_GEN_FILE = re.compile(r"^(dense|lexical|multilingual)-(\d+)(\.bin)?(\.tmp)?$")
 # A generation has the multilingual index while English is under this share of its chunks. Search uses the list for
 # English questions under kb.retrieve.CROSS_SHARE (0.1), so the index is there whenever it is wanted; the margin
 # keeps a corpus near that line from dropping and re-embedding it at every ingest. Above it (English folders, most
@@ -58,8 +60,6 @@ def keeps_multilingual(language_counts: Mapping[str, int]) -> bool:
     """Whether a generation with these chunks per language ("en", "zh") has the multilingual index."""
     total = sum(language_counts.values())
     return language_counts.get("en", 0) < MULTILINGUAL_INDEX_SHARE * total or not total
-TOKENIZE_BATCH = 2000  # chunks tokenized again at a time (`Writer._tokenize_again`): memory stays bounded
-_GEN_FILE = re.compile(r"^(dense|lexical|multilingual)-(\d+)(\.bin)?(\.tmp)?$")
 
 
 from kb.errors import KnowledgeBaseBusy, KnowledgeBaseError, KnowledgeBaseMissing  # noqa: E402,F401
