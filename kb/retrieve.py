@@ -219,7 +219,7 @@ class Searcher:
         language = question_language(query)
         if (not self.multilingual_weight or language not in self.multilingual_languages
                 or self.language_mix().get(language, 0.0) >= CROSS_SHARE
-                or self._catalog.get_meta("embedding_model") == MODEL_ID):
+                or self.meta.get("embedding_model") == MODEL_ID):
             return False
         return self.multilingual_index is not None
 

@@ -256,33 +256,32 @@ class Catalog:
         self.conn.executemany("UPDATE chunks SET tokens=? WHERE id=?",
                               ((" ".join(tokens), chunk_id) for chunk_id, tokens in items))
 
-    def chunk_languages(self) -> dict[str, list[int]]:
-        """Every chunk's id by its language ("en" / "zh"): recorded at ingest, or judged from the text for chunks
-        ingested before the language was recorded."""
+    def _chunk_languages(self) -> Iterator[tuple[int, int, str]]:
+        """(chunk id, document id, language "en" / "zh") of every chunk: recorded at ingest, or judged from the text
+        for chunks ingested before the language was recorded."""
         from kb.text import text_language
 
-        out: dict[str, list[int]] = {}
         lang = self.column_or("c", "chunks", "lang", "NULL")
-        for chunk_id, code, text in self.conn.execute(
-                f"SELECT c.id, {lang}, CASE WHEN {lang} IS NULL THEN c.index_text END FROM chunks c ORDER BY c.id"):
-            out.setdefault(code or text_language(text or ""), []).append(chunk_id)
+        for chunk_id, doc_id, code, text in self.conn.execute(
+                f"SELECT c.id, c.doc_id, {lang}, CASE WHEN {lang} IS NULL THEN c.index_text END FROM chunks c "
+                f"ORDER BY c.id"):
+            yield chunk_id, doc_id, code or text_language(text or "")
+
+    def chunk_languages(self) -> dict[str, list[int]]:
+        """Every chunk's id by its language ("en" / "zh")."""
+        out: dict[str, list[int]] = {}
+        for chunk_id, _, lang in self._chunk_languages():
+            out.setdefault(lang, []).append(chunk_id)
         return out
 
     def language_counts(self, except_docs: Iterable[int] = ()) -> dict[str, int]:
         """How many chunks are in each language ("en" / "zh"), leaving out the chunks of `except_docs`."""
-        from collections import Counter
-
-        from kb.text import text_language
-
         skip = set(except_docs)
-        lang = self.column_or("c", "chunks", "lang", "NULL")
-        counts: Counter[str] = Counter()
-        for doc_id, code, text, n in self.conn.execute(
-                f"SELECT c.doc_id, {lang}, CASE WHEN {lang} IS NULL THEN c.index_text END, COUNT(*) FROM chunks c "
-                f"GROUP BY c.doc_id, {lang}, CASE WHEN {lang} IS NULL THEN c.id END"):
+        counts: dict[str, int] = {}
+        for _, doc_id, lang in self._chunk_languages():
             if doc_id not in skip:
-                counts[code or text_language(text or "")] += n
-        return dict(counts)
+                counts[lang] = counts.get(lang, 0) + 1
+        return counts
 
     def chunk_ids(self) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT id FROM chunks ORDER BY id")]
