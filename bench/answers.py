@@ -1,7 +1,8 @@
 """Answer quality on sample_docs: every planted fact asked in its document's language and in the other one
 (QUESTIONS.md and QUESTIONS_TRANSLATED.md: 39 same-language and 39 cross-lingual cases). For each, does `kb ask`
-cite the expected file and location, does it at least retrieve it among its sources, does the answer state the
-fact (its numbers, else its words, as an answer in the question's language may write them); do the off-topic
+cite the expected file and location (any citation, inferred ones included; "marked": by a mark in the answer's
+text, after kb replaced wrong ones; "model_marked": by a mark the model wrote), does it at least retrieve it among
+its sources, does the answer state the fact (its numbers, else its words, as an answer in the question's language may write them); do the off-topic
 questions abstain. Figures per model, for the same-language and the cross-lingual cases apart.
 
     python bench/answers.py [--models qwen2.5-coder-1.5b tiny] [--embedding-model e5] [--fusion auto]
@@ -127,7 +128,7 @@ def main() -> None:
             threshold = options.answer_check if args.answer_check is None else args.answer_check
             if threshold > 0:  # the check runs on every question but refuses none: both sets of figures from one run
                 options.answer_check = 1e-9
-            results = []  # (cross?, cited, retrieved, fact, P(yes))
+            results = []  # (cross?, cited, retrieved, fact, P(yes), marked, model_marked)
             latencies, speeds, alone = [], [], []
             for q in questions:
                 packed: list = []
@@ -136,12 +137,19 @@ def main() -> None:
                 if a["tokens_per_s"]:
                     speeds.append(a["tokens_per_s"])
                 c = any(location_matches(x, q) for x in a["citations"])
+                # the marks in the answer's text (after kb replaced wrong ones), and the model's own (before)
+                by_n = {x["n"]: x for x in a["sources"]}
+                marked = [x for x in a["citations"] if not x["inferred"]]
+                m = any(location_matches(x, q) for x in marked)
+                m0 = any(location_matches(by_n[n], q) for x in marked for n in x.get("replaces") or [x["n"]]
+                         if n in by_n)
                 r = any(location_matches(x, q) for x in [s.to_dict() for s in packed] or a["sources"])
                 alone.append(a["first_source_only"])
                 f = not a["abstained"] and any(contains_fact(a["answer"], x) for x in q["answers"])
-                results.append((q["cross"], c, r, f, a["answerable"]))
+                results.append((q["cross"], c, r, f, a["answerable"], m, m0))
                 if args.show:
-                    print(f"# {q['id']} {q['lang']} cited={c} retrieved={r} fact={f} abstained={a['abstained']} "
+                    print(f"# {q['id']} {q['lang']} cited={c} marked={m} model_marked={m0} retrieved={r} fact={f} "
+                          f"abstained={a['abstained']} "
                           f"({a['abstain_reason']}) P(yes)={a['answerable']} first_source_only={a['first_source_only']} "
                           f"pivot={(a.get('pivot') or {}).get('question')!r} "
                           f"first_token={a['timings_ms'].get('first_token')} total={a['timings_ms']['total']:.0f} "
@@ -159,12 +167,12 @@ def main() -> None:
             for prefix, cut in (("nocheck_", 0.0), ("", threshold)) if threshold > 0 else (("", 0.0),):
                 refused = lambda p: cut > 0 and p is not None and p < cut  # noqa: E731
                 for cross in (False, True):
-                    rows = [(c and not refused(p), c or r, f and not refused(p)) for x, c, r, f, p in results
-                            if x == cross]
+                    rows = [(c and not refused(p), c or r, f and not refused(p), m and not refused(p),
+                             m0 and not refused(p)) for x, c, r, f, p, m, m0 in results if x == cross]
                     if rows:
                         kind = "cross_lingual" if cross else "same_language"
                         for i, what in enumerate(("cited_expected", "cited_or_retrieved_expected",
-                                                  "answer_states_fact")):
+                                                  "answer_states_fact", "marked_expected", "model_marked_expected")):
                             figure(f"{prefix}{name}_{kind}_{what}", sum(row[i] for row in rows) / len(rows))
                 figure(f"{prefix}{name}_offtopic_abstained",
                        sum(a or refused(p) for a, p in refusals) / len(refusals))

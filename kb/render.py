@@ -119,6 +119,10 @@ class AnswerPrinter:
         self.wrote = False
         if answer.unsupported_answer:
             out.print(f"↳ kb: {answer.abstain_reason}. {answer.answer}", style="yellow", markup=False)
+        for c in answer.citations:  # what streamed still shows the model's wrong mark
+            if c.replaces:
+                out.print(f"↳ kb: {marks(c.replaces)} → [{c.source.n}]: {marks(c.replaces)} lacks a figure or code "
+                          f"of the sentence, [{c.source.n}] holds them.", style="yellow", markup=False)
 
     def __exit__(self, *exc):
         self._stop_spinner()
@@ -148,24 +152,38 @@ def print_source_list(title: str, sources: Iterable, notes: Mapping[int, str] | 
         out.print(f"[{s.n}] {source_label(s)}{notes.get(s.n, '')}", markup=False)
 
 
+def marks(numbers: Iterable[int]) -> str:
+    return "".join(f"[{n}]" for n in numbers)
+
+
+def citation_notes(answer, cited_note: str = "") -> dict[int, str]:
+    """What the source list says beside each cited source: `cited_note`, whose marks it replaced ("corrected:
+    the model wrote [2]"), or that it was inferred."""
+    notes = {c.source.n: " (inferred)" for c in answer.citations if c.inferred}
+    for c in answer.citations:
+        if not c.inferred:
+            wrote = f" (corrected: the model wrote {marks(c.replaces)})" if c.replaces else ""
+            notes[c.source.n] = cited_note + wrote
+    return notes
+
+
 def print_sources(answer, show_all: bool, shown_before: bool = False) -> None:
     """The sources after an answer: those it cites (or, with show_all, every one it was given); the three nearest
     when it abstained. `shown_before`: every source was listed before the answer, so only the cited ones are
     named again ("Cited:")."""
-    cited = {c.source.n: c for c in answer.citations if not c.inferred}
-    inferred = {c.source.n for c in answer.citations if c.inferred} - set(cited)
+    notes = citation_notes(answer)
     if answer.abstained:
         shown, title = answer.sources[:3], "Nearest sources:"
     elif show_all:
         shown, title = answer.sources, "Sources:"
     else:
-        shown, title = [s for s in answer.sources if s.n in cited or s.n in inferred], "Sources:"
+        shown, title = [s for s in answer.sources if s.n in notes], "Sources:"
     if shown_before:
         if answer.abstained:
             return
         title = "Cited:"
     if shown:
-        print_source_list(title, shown, {n: " (inferred)" for n in inferred})
+        print_source_list(title, shown, notes)
 
 
 def print_source_text(s) -> None:

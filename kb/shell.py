@@ -19,7 +19,8 @@ from typing import TextIO
 from kb.answer import Answer, AskOptions, open_asker
 from kb.answer.conversation import Conversation
 from kb.errors import KbError, UsageError
-from kb.render import AnswerPrinter, err, out, print_source_list, print_source_text, print_sources, render_hits
+from kb.render import (AnswerPrinter, citation_notes, err, out, print_source_list, print_source_text, print_sources,
+                       render_hits)
 
 PROMPT = "kb> "
 MAX_K = 50  # as `kb ask -k`
@@ -194,9 +195,7 @@ class Shell:
 
     def cmd_sources(self, arg: str) -> None:
         answer = self._last_answer()
-        notes = {c.source.n: " (inferred)" for c in answer.citations if c.inferred}
-        notes.update({c.source.n: " (cited)" for c in answer.citations if not c.inferred})
-        print_source_list("Sources of the last answer:", answer.sources, notes)
+        print_source_list("Sources of the last answer:", answer.sources, citation_notes(answer, " (cited)"))
 
     def cmd_show(self, arg: str) -> None:
         answer = self._last_answer()

@@ -20,12 +20,14 @@ from kb.answer import (
     LoopGuard,
     Source,
     build_sources,
+    correct_marks,
     drop_repeated_lines,
     evidence,
     extractive_answer,
     format_source,
     infer_citations,
     is_decline,
+    marks_in,
     messages_for,
     pack,
     unmentioned_names,
@@ -199,15 +201,25 @@ def test_infer_citations_by_word_overlap():
     sources = [source(1, "/a.md", None, None, None, None, "", [1], "The warranty lasts 27 months from delivery.", 1, 1),
                source(2, "/b.md", None, None, None, None, "", [2], "Support requests go to the help desk.", 1, 2)]
     found = infer_citations("The warranty lasts 27 months. It is sunny today. Support is by email [2].", sources)
-    assert [(sentence, s.n) for sentence, s in found] == [("The warranty lasts 27 months.", 1)]
-    # a citation written after the full stop belongs to the sentence before it; a wrong one gets the right
-    # source added (the model's own stays in the text)
-    found = infer_citations("The warranty lasts 27 months. [2] Support requests go to the desk. [2]", sources)
-    assert [(sentence, s.n) for sentence, s in found] == [("The warranty lasts 27 months. [2]", 1)]
+    assert [(a.sentence, a.source.n, a.replaces) for a in found] == [("The warranty lasts 27 months.", 1, ())]
+    # a citation written after the full stop belongs to the sentence before it; a mark naming a source without
+    # the sentence's figure is wrong: the source holding it replaces it
+    text = "The warranty lasts 27 months. [2] Support requests go to the desk. [2]"
+    found = infer_citations(text, sources)
+    assert [(a.sentence, a.source.n, a.replaces) for a in found] == [("The warranty lasts 27 months. [2]", 1, (2,))]
+    assert correct_marks(text, found) == "The warranty lasts 27 months. [1] Support requests go to the desk. [2]"
+    assert marks_in(correct_marks(text, found)) == [1, 2]
     # sharing words is not enough when the numbers differ
     sources.append(source(3, "/c.md", None, None, None, None, "", [3], "The extended warranty lasts 12 months.", 1, 3))
-    found = infer_citations("The warranty lasts 27 months [3].", sources)
-    assert [(sentence, s.n) for sentence, s in found] == [("The warranty lasts 27 months [3].", 1)]
+    found = infer_citations("The warranty lasts 27 months [3][2].", sources)
+    assert [(a.source.n, a.replaces) for a in found] == [(1, (2, 3))]
+    assert correct_marks("The warranty lasts 27 months [3][2].", found) == "The warranty lasts 27 months [1]."
+    # a mark naming a source that holds the figure but few of the words (one in the other language) may be right:
+    # the source found is added beside it, the mark stays
+    sources.append(source(4, "/d_zh.md", None, None, None, None, "", [4], "质保期为 27 个月。", 1, 4))
+    found = infer_citations("The warranty lasts 27 months [4].", sources)
+    assert [(a.source.n, a.replaces) for a in found] == [(1, ())]
+    assert correct_marks("The warranty lasts 27 months [4].", found) == "The warranty lasts 27 months [4]."
 
 
 def test_answers_not_drawn_from_the_sources_are_caught():
@@ -527,13 +539,13 @@ def test_an_unsure_first_source_means_the_check_and_the_answer_read_them_all(han
 
 
 def test_a_decline_from_the_first_source_alone_is_not_shown_and_all_sources_are_read(handbook):
-    llm = ScriptedLLM(lambda n: "The documents do not say how long." if n == 1 else "It lasts 27 months [2].",
+    llm = ScriptedLLM(lambda n: "The documents do not say how long." if n == 1 else "It lasts 27 months [1].",
                       yes=lambda n: 0.95 if n == 1 else 0.7)
     streamed: list[str] = []
     options = AskOptions(top_k=3, fusion="off", answer_check=0.5, first_source_check=0.9)
     answer = Asker(handbook, lambda: llm).ask("How long is the QF-300 warranty?", options, on_text=streamed.append)
     assert not answer.abstained and not answer.first_source_only and len(answer.sources) == 3
-    assert "".join(streamed).strip() == answer.answer == "It lasts 27 months [2]." and answer.answerable == 0.7
+    assert "".join(streamed).strip() == answer.answer == "It lasts 27 months [1]." and answer.answerable == 0.7
     assert [ScriptedLLM.sources_in(p) for p in llm.prompts] == [1, 3]
     assert [ScriptedLLM.sources_in(p) for p in llm.checks] == [1, 3]
     # when the whole set fails the check after that, kb refuses, and nothing but the refusal was shown

@@ -86,6 +86,28 @@ def test_on_a_terminal_the_sources_come_before_the_answer_and_only_the_cited_aft
     assert text.split("Cited:")[1].strip().startswith("[2] ") and "[1] " not in text.split("Cited:")[1]
 
 
+def test_a_corrected_mark_is_said_under_the_streamed_answer_and_beside_its_source(consoles):
+    from kb.answer.types import Citation, Source
+
+    given = [Source(n, [n], "text", 1.0, n, path=f"/docs/{name}.md", heading="H") for n, name in ((1, "a"), (2, "b"))]
+    # the model wrote [2]; kb found the sentence's figure in source 1 alone and put [1] in its place
+    fixed = Answer(question="q", answer="It stirs at 1,850 rpm [1].", sources=given,
+                   citations=[Citation(given[0], replaces=(2,))])
+    for terminal in (True, False):
+        out, _ = consoles(terminal)
+        with render.AnswerPrinter(enabled=True, quiet=True) as p:
+            p.text("It stirs at 1,850 rpm [2].")
+            p.finish(fixed)
+        render.print_sources(fixed, show_all=False)
+        lines = out.getvalue().splitlines()
+        if terminal:  # what streamed keeps the model's mark: the correction is said under it
+            assert lines[:2] == ["It stirs at 1,850 rpm [2].",
+                                 "↳ kb: [2] → [1]: [2] lacks a figure or code of the sentence, [1] holds them."]
+        else:
+            assert lines[0] == "It stirs at 1,850 rpm [1]." and "↳" not in out.getvalue()
+        assert lines[-2:] == ["Sources:", "[1] /docs/a.md · H (corrected: the model wrote [2])"]
+
+
 def test_a_ctrl_c_while_the_spinner_starts_or_stops_is_raised_after_it(ctrl_c_raises):
     # a KeyboardInterrupt inside rich's Live.start left it half started, and stopping it then raised IndexError
     # from rich, which escaped `kb shell`'s "(cancelled)" (seen in tests/test_shell.py's Ctrl-C step)

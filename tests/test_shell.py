@@ -131,7 +131,9 @@ def test_a_follow_up_is_retrieved_as_its_standalone_rewrite(session, capsys):
     first = shell.ask("Which error codes are there?")
     assert first.question == "Which error codes are there?" and llm.rewrites == []  # nothing to rewrite yet
     out = capsys.readouterr().out
-    assert out.startswith("E-305 means the sensor drifted [1].\n") and "\nSources:\n[1] " in out
+    # the scripted answer's [1] is the first code's section, without E-305: kb puts E-305's source in its place
+    assert out.startswith("E-305 means the sensor drifted [3].\n")
+    assert re.search(r"\nSources:\n\[3\] .*Second code \(corrected: the model wrote \[1\]\)\n", out)
     follow_up = shell.ask("and the second one?")
     assert follow_up.question == "What does error code E-305 mean?"
     assert "Which error codes are there?" in llm.rewrites[0][1]["content"]

@@ -4,11 +4,11 @@ citations inferred after generation for answer sentences that cite nothing or th
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from kb.answer.grounding import DECLINE
 from kb.answer.types import Source
-from kb.text import split_sentences, tokenize
+from kb.text import sentence_spans, tokenize
 
 _OPEN = "[【［"
 _CITE = re.compile(r"[\[【［]\s*(?:(?:source|sources|来源|资料)\s*)?(\d{1,3}(?:\s*[,，、;；]\s*\d{1,3})*)\s*[\]】］]",
@@ -66,36 +66,61 @@ def _tidy(text: str) -> str:
     return text.replace(" .", ".") if text.startswith(" .") else text
 
 
+_LEAD_MARKS = re.compile(r"\s*(?:\[\d+\][\s.,;:。，；]*)+")
+_MARK = re.compile(r"\[(\d+)\]")
+
+
+def claim_spans(answer: str) -> list[tuple[int, int]]:
+    """Where the answer's sentences are, each with the citation markers written after its full stop ("… 1,850
+    rpm. [2]"): (start, end) offsets into `answer`, whitespace trimmed."""
+    spans: list[tuple[int, int]] = []
+    for start, end in sentence_spans(answer):
+        lead = _LEAD_MARKS.match(answer, start, end)
+        if spans and lead:
+            marks = answer[start:lead.end()].rstrip()
+            spans[-1] = (spans[-1][0], start + len(marks))
+            start = lead.end()
+        text = answer[start:end]
+        if text.strip():
+            spans.append((start + len(text) - len(text.lstrip()), start + len(text.rstrip())))
+    return spans
+
+
 def claims(answer: str) -> list[str]:
     """The answer's sentences, each with the citation markers written after its full stop ("… 1,850 rpm. [2]")."""
-    out: list[str] = []
-    for sentence in split_sentences(answer):
-        lead = re.match(r"\s*(?:\[\d+\][\s.,;:。，；]*)+", sentence)
-        if out and lead:
-            out[-1] = f"{out[-1]} {lead.group(0).strip()}"
-            sentence = sentence[lead.end():]
-        if sentence.strip():
-            out.append(sentence.strip())
-    return out
+    return [answer[a:b] for a, b in claim_spans(answer)]
 
 
 INFER_MIN_OVERLAP = 0.5  # share of an uncited sentence's words found in a source (see docs/answering.md)
 
 
-def infer_citations(answer: str, sources: Sequence[Source], source_vectors=None, embed=None) -> list[tuple[str, Source]]:
+class Attribution(NamedTuple):
+    """An answer sentence and the source it was drawn from, found after generation. `replaces`: the sentence's own
+    marks, when every source they name lacks one of its numbers or codes while this one holds them all (then the
+    marks are wrong, and kb puts this source's number in their place); empty when the sentence cited nothing, or
+    when its marks may still be right (a source in the other language holds no words of it), and this source is
+    only added beside them."""
+    sentence: str
+    source: Source
+    replaces: tuple[int, ...]
+    span: tuple[int, int]
+
+
+def infer_citations(answer: str, sources: Sequence[Source], source_vectors=None, embed=None) -> list[Attribution]:
     """For each answer sentence that cites nothing, or cites only sources that do not hold it, the source it was
     drawn from, if one is clear enough: the source sharing most of the sentence's words (BM25 tokens, without the
     citation markers) and all of its numbers, near-ties broken by embedding similarity when vectors are at hand."""
-    out: list[tuple[str, Source]] = []
+    out: list[Attribution] = []
     if not sources:
         return out
     source_tokens = [set(tokenize(s.text)) for s in sources]
     index_of = {s.n: i for i, s in enumerate(sources)}
-    for sentence in claims(answer):
+    for span in claim_spans(answer):
+        sentence = answer[span[0]:span[1]]
         if DECLINE.match(sentence):
             continue
-        cited = [index_of[int(n)] for n in re.findall(r"\[(\d+)\]", sentence) if int(n) in index_of]
-        text = re.sub(r"\[\d+\]", " ", sentence)
+        cited = [index_of[int(n)] for n in _MARK.findall(sentence) if int(n) in index_of]
+        text = _MARK.sub(" ", sentence)
         words = set(tokenize(text))
         if len(words) < 2:
             continue
@@ -111,5 +136,25 @@ def infer_citations(answer: str, sources: Sequence[Source], source_vectors=None,
             i = max(candidates, key=lambda j: (float(source_vectors[j] @ v), overlaps[j]))
         else:
             i = max(candidates, key=lambda j: overlaps[j])
-        out.append((sentence, sources[i]))
+        wrong = bool(cited) and all(not numbers <= source_tokens[j] for j in cited)
+        out.append(Attribution(sentence, sources[i], tuple(sorted({sources[j].n for j in cited})) if wrong else (),
+                               span))
     return out
+
+
+def marks_in(text: str) -> list[int]:
+    """The source numbers an answer's [n] marks name, in order of first appearance."""
+    return list(dict.fromkeys(int(n) for n in _MARK.findall(text)))
+
+
+def correct_marks(answer: str, found: Sequence[Attribution]) -> str:
+    """The answer with each wrong mark (`Attribution.replaces`) replaced by the number of the source that holds
+    its sentence; a mark repeated by the replacement is written once ("[1][1]" -> "[1]")."""
+    out, last = [], 0
+    for a in sorted((a for a in found if a.replaces), key=lambda a: a.span):
+        start, end = a.span
+        new = f"[{a.source.n}]"
+        fixed = _MARK.sub(lambda m: new if int(m.group(1)) in a.replaces else m.group(0), answer[start:end])
+        out += [answer[last:start], re.sub(r"(\[\d+\])(?:\s*\1)+", r"\1", fixed)]
+        last = end
+    return "".join(out) + answer[last:]

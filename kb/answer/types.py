@@ -40,12 +40,14 @@ class Citation:
     source: Source
     inferred: bool = False  # attributed after generation to an answer sentence that cited nothing
     sentence: str | None = None
+    replaces: tuple[int, ...] = ()  # the model's marks kb replaced by this source's number (citations.correct_marks)
 
     def to_dict(self) -> dict:
         s = self.source
         return {"n": s.n, "path": s.path, "page": s.page, "page_end": s.page_end, "slide": s.slide,
                 "heading": s.heading, "ocr": s.ocr, "chunk_id": s.chunk_ids[0], "text": s.text, "inferred": self.inferred,
-                **({"sentence": self.sentence} if self.sentence else {})}
+                **({"sentence": self.sentence} if self.sentence else {}),
+                **({"replaces": list(self.replaces)} if self.replaces else {})}
 
 
 @dataclass
