@@ -50,6 +50,7 @@ class AnswerPrinter:
         self.streaming = enabled and out.is_terminal
         self.spinner = None
         self.wrote = False
+        self.streamed: list[str] = []  # what went to the terminal, as written
         self.shown_sources = False  # listed before the answer (`sources`)
 
     def __enter__(self):
@@ -105,6 +106,7 @@ class AnswerPrinter:
         out.print(piece, end="", markup=False, highlight=False)
         out.file.flush()
         self.wrote = True
+        self.streamed.append(piece)
 
     def finish(self, answer) -> None:
         """The answer is complete: print it if it was not streamed; if the grounding check rejected what was
@@ -119,8 +121,9 @@ class AnswerPrinter:
         self.wrote = False
         if answer.unsupported_answer:
             out.print(f"↳ kb: {answer.abstain_reason}. {answer.answer}", style="yellow", markup=False)
-        for c in answer.citations:  # what streamed still shows the model's wrong mark
-            if c.replaces:
+        streamed, self.streamed = "".join(self.streamed), []
+        for c in answer.citations:  # what streamed still shows the model's wrong mark (not a pivot's translation)
+            if c.replaces and marks(c.replaces) in streamed:
                 out.print(f"↳ kb: {marks(c.replaces)} → [{c.source.n}]: {marks(c.replaces)} lacks a figure or code "
                           f"of the sentence, [{c.source.n}] holds them.", style="yellow", markup=False)
 
@@ -153,6 +156,7 @@ def print_source_list(title: str, sources: Iterable, notes: Mapping[int, str] | 
 
 
 def marks(numbers: Iterable[int]) -> str:
+    """[2][3]"""
     return "".join(f"[{n}]" for n in numbers)
 
 

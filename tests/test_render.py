@@ -106,6 +106,12 @@ def test_a_corrected_mark_is_said_under_the_streamed_answer_and_beside_its_sourc
         else:
             assert lines[0] == "It stirs at 1,850 rpm [1]." and "↳" not in out.getvalue()
         assert lines[-2:] == ["Sources:", "[1] /docs/a.md · H (corrected: the model wrote [2])"]
+    # a pivoted answer reaches the terminal once, translated from the corrected text: nothing to say under it
+    out, _ = consoles(True)
+    with render.AnswerPrinter(enabled=True, quiet=True) as p:
+        p.text(fixed.answer)
+        p.finish(fixed)
+    assert out.getvalue() == fixed.answer + "\n"
 
 
 def test_a_ctrl_c_while_the_spinner_starts_or_stops_is_raised_after_it(ctrl_c_raises):

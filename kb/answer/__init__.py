@@ -3,9 +3,10 @@
 - `asker`: `Asker` (retrieve, maybe RAG-Fusion, abstain or generate, check) and `open_asker`;
 - `types`: `Source`, `Citation`, `Answer`, `AskOptions`, `ABSTAIN`, `QUOTED`;
 - `sources`: search hits to sources (adjacent chunks merged); `prompt`: fencing, the rules, packing;
-- `citations`: the streamed citation filter, wrong marks corrected and inferred citations; `grounding`: the check that an answer is
-  drawn from its sources, that they name the question's subject, declines, loop guards; `evidence`: the
-  weak-evidence gate; `extractive`: --extractive, and the quote of sources the model judged to answer but declined;
+- `citations`: the streamed citation filter, wrong marks corrected, inferred citations; `grounding`: the check
+  that an answer is drawn from its sources, that they name the question's subject, declines, loop guards;
+  `evidence`: the weak-evidence gate; `extractive`: --extractive, and the quote of sources the model judged to
+  answer but declined;
 - `fusion`: RAG-Fusion variants and the confidence test; `conversation`: the shell's follow-up rewriting.
 
 This module only re-exports; the submodules import each other directly, never through `kb.answer`.
@@ -32,8 +33,8 @@ from kb.answer.types import ABSTAIN, QUOTED, Answer, AskOptions, Citation, Sourc
 
 __all__ = [
     "ABSTAIN", "QUOTED", "DECLINE", "ECHO_STOPS", "GROUNDED_MIN_OVERLAP", "INFER_MIN_OVERLAP", "UNMENTIONED_MAX",
-    "WEAK_BM25", "WEAK_EVIDENCE", "Answer", "AskOptions", "Asker", "Attribution", "Citation", "CitationFilter", "LoopGuard",
-    "Source", "build_sources", "claims", "correct_marks", "drop_repeated_lines", "evidence", "extractive_answer", "format_source",
-    "infer_citations", "is_decline", "marks_in", "messages_for", "open_asker", "pack", "quoted_answer", "system_prompt",
-    "unmentioned_names", "unsupported", "user_prompt", "weak_evidence",
+    "WEAK_BM25", "WEAK_EVIDENCE", "Answer", "AskOptions", "Asker", "Attribution", "Citation", "CitationFilter",
+    "LoopGuard", "Source", "build_sources", "claims", "correct_marks", "drop_repeated_lines", "evidence",
+    "extractive_answer", "format_source", "infer_citations", "is_decline", "marks_in", "messages_for", "open_asker",
+    "pack", "quoted_answer", "system_prompt", "unmentioned_names", "unsupported", "user_prompt", "weak_evidence",
 ]
