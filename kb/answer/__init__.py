@@ -13,7 +13,7 @@ This module only re-exports; the submodules import each other directly, never th
 """
 
 from kb.answer.asker import Asker, open_asker
-from kb.answer.citations import (INFER_MIN_OVERLAP, Attribution, CitationFilter, claims, correct_marks,
+from kb.answer.citations import (INFER_MIN_OVERLAP, Attribution, CitationFilter, cite, claims, correct_marks,
                                  infer_citations, marks_in)
 from kb.answer.evidence import WEAK_BM25, WEAK_EVIDENCE, evidence, weak_evidence
 from kb.answer.extractive import extractive_answer, quoted_answer
@@ -34,7 +34,7 @@ from kb.answer.types import ABSTAIN, QUOTED, Answer, AskOptions, Citation, Sourc
 __all__ = [
     "ABSTAIN", "QUOTED", "DECLINE", "ECHO_STOPS", "GROUNDED_MIN_OVERLAP", "INFER_MIN_OVERLAP", "UNMENTIONED_MAX",
     "WEAK_BM25", "WEAK_EVIDENCE", "Answer", "AskOptions", "Asker", "Attribution", "Citation", "CitationFilter",
-    "LoopGuard", "Source", "build_sources", "claims", "correct_marks", "drop_repeated_lines", "evidence",
+    "LoopGuard", "Source", "build_sources", "cite", "claims", "correct_marks", "drop_repeated_lines", "evidence",
     "extractive_answer", "format_source", "infer_citations", "is_decline", "marks_in", "messages_for", "open_asker",
     "pack", "quoted_answer", "system_prompt", "unmentioned_names", "unsupported", "user_prompt", "weak_evidence",
 ]

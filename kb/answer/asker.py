@@ -11,7 +11,7 @@ import dataclasses
 import time
 from typing import Callable
 
-from kb.answer.citations import Attribution, CitationFilter, correct_marks, infer_citations, marks_in
+from kb.answer.citations import Attribution, CitationFilter, cite, infer_citations
 from kb.answer.evidence import evidence, weak_evidence
 from kb.answer.extractive import extractive_answer, quoted_answer
 from kb.answer.fusion import confident, generate_variants, translate
@@ -294,7 +294,8 @@ class Asker:
             answer.unsupported_answer, answer.answer = answer.answer, ABSTAIN[lang]
             answer.abstained, answer.abstain_reason = True, f"not supported by the sources: {why_not}"
         else:
-            text = answer.answer = self._cite(answer, text)
+            text, answer.citations = cite(text, answer.sources, self._inferred(text, answer.sources))
+            answer.answer = text
             if pivot:
                 t = time.perf_counter()
                 answer.pivot = {"language": pivot, "question": asked, "answer": text}
@@ -430,20 +431,6 @@ class Asker:
         if embedder is None and self.searcher is not None and self.searcher.embedder_loaded:
             embedder = self.searcher.embedder
         return embedding_scorer(embedder) if embedder is not None else None
-
-    def _cite(self, answer: Answer, text: str) -> str:
-        """`answer.citations` from the marks the model wrote, after a wrong one is replaced by the number of the
-        source holding its sentence's figures; a sentence that cites nothing, or whose marks may still be right,
-        gets the source it was drawn from as an inferred citation. Returns the text with its marks corrected."""
-        found = self._inferred(text, answer.sources)
-        text = correct_marks(text, found)
-        by_n = {s.n: s for s in answer.sources}
-        marks = [n for n in marks_in(text) if n in by_n]
-        answer.citations = [Citation(by_n[n], replaces=tuple(sorted({r for a in found if a.source.n == n
-                                                                      for r in a.replaces})))
-                            for n in marks]
-        answer.citations += [Citation(a.source, inferred=True, sentence=a.sentence) for a in found if not a.replaces]
-        return text
 
     def _inferred(self, text: str, sources: list[Source]) -> list[Attribution]:
         vectors = None

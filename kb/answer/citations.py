@@ -7,7 +7,7 @@ import re
 from typing import NamedTuple, Sequence
 
 from kb.answer.grounding import DECLINE
-from kb.answer.types import Source
+from kb.answer.types import Citation, Source
 from kb.text import sentence_spans, tokenize
 
 _OPEN = "[【［"
@@ -158,3 +158,14 @@ def correct_marks(answer: str, found: Sequence[Attribution]) -> str:
         out += [answer[last:start], re.sub(r"(\[\d+\])(?:\s*\1)+", r"\1", fixed)]
         last = end
     return "".join(out) + answer[last:]
+
+
+def cite(text: str, sources: Sequence[Source], found: Sequence[Attribution]) -> tuple[str, list[Citation]]:
+    """The answer with its wrong marks corrected (`correct_marks`), and its citations: the sources its marks name,
+    each with the marks it replaced, then the sources `found` for sentences that cite nothing or whose marks may
+    still be right, as inferred."""
+    text = correct_marks(text, found)
+    by_n = {s.n: s for s in sources}
+    citations = [Citation(by_n[n], replaces=tuple(sorted({r for a in found if a.source.n == n for r in a.replaces})))
+                 for n in marks_in(text) if n in by_n]
+    return text, citations + [Citation(a.source, inferred=True, sentence=a.sentence) for a in found if not a.replaces]
