@@ -2,8 +2,8 @@
 fused with Reciprocal Rank Fusion (kb.retrieve does the fusing, kb.answer.asker decides when).
 
 Small models return junk often enough that the parsing is defensive: numbering, bullets, quotes and
-preambles are stripped; empty, duplicate, overlong and echoed lines are dropped; no usable line means the
-original question alone. One variant is the question translated into the other of our two languages (its own
+preambles are stripped; empty, duplicate, overlong and echoed lines are dropped, and so are lines that answer
+instead of asking (a figure or an address the question lacks); no usable line means the original question alone. One variant is the question translated into the other of our two languages (its own
 request: small models translate reliably only when that is the whole task), which is what lets an English
 question find a Chinese passage, and the reverse, when the embedding model alone does not.
 """
@@ -78,6 +78,18 @@ def parse_variants(text: str, question: str, n: int) -> list[str]:
 _FIGURE = re.compile(r"(?<![A-Za-z0-9.\-])\d+(?:[.,:/]\d+)*(?![A-Za-z0-9\-])")
 
 
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|https?://\S+|www\.\S+", re.IGNORECASE)
+
+
+def answers_instead(line: str, question: str) -> bool:
+    """Whether a rewording is an answer, often invented, rather than a query: it adds a figure, an e-mail address
+    or a web address the question does not have. Asked "Which email address handles QF-300 support requests?",
+    Qwen 1.5B's rewordings were "Email address for QF-300 support requests is qf300support@company.com." and
+    "Support email for QF-300 is support@company.com.": searched, they look for the invented address."""
+    return bool(set(_FIGURE.findall(line)) - set(_FIGURE.findall(question))
+                or set(_ADDRESS.findall(line)) - set(_ADDRESS.findall(question)))
+
+
 def parse_translation(text: str, question: str) -> str | None:
     """The first usable line of a translation reply, if it is in the other language and adds no figure the
     question does not have (a reply that does is an answer, often invented, not the question: searched, it
@@ -125,7 +137,7 @@ def generate_variants(llm, question: str, n: int, max_tokens: int = 160, transla
     out: list[str] = []
     if n > 1:
         reply = llm.chat(variants_prompt(question, n - 1), max_tokens=max_tokens, temperature=0.0)
-        out = parse_variants(reply, question, n - 1)
+        out = [v for v in parse_variants(reply, question, n - 1) if not answers_instead(v, question)]
     translated = translated or translate(llm, question)
     if translated and _normalise(translated) not in {_normalise(v) for v in out}:
         out.append(translated)
