@@ -98,9 +98,10 @@ def test_generate_variants_rewords_translates_and_is_greedy():
 def test_rewordings_that_answer_instead_of_asking_are_not_searched():
     # sample_docs q09: both rewordings answered with an invented address, searched for it
     q = "Which email address handles QF-300 support requests?"
+    translation = "哪个邮箱处理 QF-300 的支持请求？"
     llm = _ScriptedLLM("Email address for QF-300 support requests is qf300support@company.com.\n"
-                       "QF-300 technical support contact\nSee https://example.com/support", "哪个邮箱处理 QF-300 的支持请求？")
-    assert generate_variants(llm, q, 4)[0] == ["QF-300 technical support contact", "哪个邮箱处理 QF-300 的支持请求？"]
+                       "QF-300 technical support contact\nSee https://example.com/support", translation)
+    assert generate_variants(llm, q, 4)[0] == ["QF-300 technical support contact", translation]
     assert answers_instead("The instrument warms up for 15 minutes", Q)  # a figure the question lacks
     assert not answers_instead("warm-up time of the QF-300 before calibration", Q)  # a code is not a figure
     assert not answers_instead("Is the warranty 27 months long?", "Is the QF-300 warranty 27 months?")

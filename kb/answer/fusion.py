@@ -3,9 +3,10 @@ fused with Reciprocal Rank Fusion (kb.retrieve does the fusing, kb.answer.asker 
 
 Small models return junk often enough that the parsing is defensive: numbering, bullets, quotes and
 preambles are stripped; empty, duplicate, overlong and echoed lines are dropped, and so are lines that answer
-instead of asking (a figure or an address the question lacks); no usable line means the original question alone. One variant is the question translated into the other of our two languages (its own
-request: small models translate reliably only when that is the whole task), which is what lets an English
-question find a Chinese passage, and the reverse, when the embedding model alone does not.
+instead of asking (a figure or an address the question lacks); no usable line means the original question alone.
+One variant is the question translated into the other of our two languages (its own request: small models
+translate reliably only when that is the whole task), which is what lets an English question find a Chinese
+passage, and the reverse, when the embedding model alone does not.
 """
 
 from __future__ import annotations
