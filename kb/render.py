@@ -123,7 +123,7 @@ class AnswerPrinter:
             out.print(f"↳ kb: {answer.abstain_reason}. {answer.answer}", style="yellow", markup=False)
         streamed, self.streamed = "".join(self.streamed), []
         for c in answer.citations:  # what streamed still shows the model's wrong mark (not a pivot's translation)
-            if c.replaces and marks(c.replaces) in streamed:
+            if any(f"[{n}]" in streamed for n in c.replaces):
                 out.print(f"↳ kb: {marks(c.replaces)} → [{c.source.n}]: {marks(c.replaces)} lacks a figure or code "
                           f"of the sentence, [{c.source.n}] holds them.", style="yellow", markup=False)
 
